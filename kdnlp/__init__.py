@@ -1,0 +1,22 @@
+"""kdnlp: distill Hugging Face transformers into small, fast students.
+
+The Python API mirrors the CLI: `finetune`, `run_recipe` (distill), `init_student_folder`,
+`evaluate_models`. They are imported on first use, so `import kdnlp` stays light.
+"""
+__version__ = "0.1.0"
+
+_API = {
+    "finetune": "kdnlp.distill",
+    "run_recipe": "kdnlp.distill",
+    "init_student_folder": "kdnlp.students",
+    "evaluate_models": "kdnlp.evaluation",
+    "DistillationTrainer": "kdnlp.trainer",
+}
+
+
+def __getattr__(name):
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'kdnlp' has no attribute {name!r}")

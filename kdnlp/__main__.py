@@ -1,0 +1,3 @@
+from kdnlp.cli.main import main
+
+main()

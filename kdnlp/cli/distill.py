@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from kdnlp.cli import options as o
+from kdnlp.cli.finetune import _summary
+
+
+def distill(
+    recipe: Annotated[str, typer.Option("--recipe", "-r", help="Recipe name (kdnlp recipes list) or path to a YAML recipe.")],
+    teacher: Annotated[str, typer.Option("--teacher", help="Teacher: a classifier fine-tuned on the task (model or run folder, or Hub id).")],
+    task: o.Task,
+    output_dir: o.OutputDir,
+    student: Annotated[Optional[str], typer.Option("--student", help="Student to train; default: built from the teacher's layers as the recipe says.")] = None,
+    data_dir: o.DataDir = None,
+    set_: o.Sets = None,
+    max_train_samples: o.MaxTrain = None,
+    max_eval_samples: o.MaxEval = None,
+    overwrite: o.Overwrite = False,
+) -> None:
+    """Distill a teacher into a student with a recipe; writes the student to OUTPUT_DIR/model and its metrics."""
+    from kdnlp.distill import run_recipe
+
+    result = run_recipe(recipe, task, output_dir, teacher=teacher, student=student, data_dir=data_dir,
+                        overrides=set_ or [], overwrite=overwrite, max_train_samples=max_train_samples,
+                        max_eval_samples=max_eval_samples)
+    typer.echo(_summary(result))

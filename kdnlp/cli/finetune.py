@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kdnlp.cli import options as o
+
+
+def finetune(
+    model: Annotated[str, typer.Option("--model", "-m", help="Encoder to fine-tune: a model folder, a Hub id, or the alias minilm-l6.")],
+    task: o.Task,
+    output_dir: o.OutputDir,
+    data_dir: o.DataDir = None,
+    set_: o.Sets = None,
+    max_train_samples: o.MaxTrain = None,
+    max_eval_samples: o.MaxEval = None,
+    overwrite: o.Overwrite = False,
+) -> None:
+    """Fine-tune a model on a GLUE task (to make a teacher). Writes a Hugging Face model folder in OUTPUT_DIR/model."""
+    from kdnlp.distill import finetune as run
+
+    result = run(model, task, output_dir, data_dir=data_dir, overrides=set_ or [], overwrite=overwrite,
+                 max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
+    typer.echo(_summary(result))
+
+
+def _summary(result: dict) -> str:
+    scores = ", ".join(f"{k} {100 * v:.2f}" for k, v in result["metrics"].items()
+                       if k in ("accuracy", "f1", "matthews_correlation", "pearson", "spearmanr"))
+    return f"{result['task']} dev ({result['examples']} examples): {scores}"

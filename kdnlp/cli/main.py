@@ -1,0 +1,29 @@
+"""The `kdnlp` command: each subcommand lives in its own module; heavy imports happen inside commands."""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from kdnlp.cli import distill, eval, finetune, init_student, recipes
+from kdnlp.errors import KdnlpError
+
+app = typer.Typer(
+    help="Distill Hugging Face transformers into small, fast students.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("finetune")(finetune.finetune)
+app.command("init-student")(init_student.init_student)
+app.command("distill")(distill.distill)
+app.command("eval")(eval.eval_)
+app.add_typer(recipes.app, name="recipes")
+
+
+def main() -> None:
+    try:
+        app()
+    except KdnlpError as e:
+        print(f"kdnlp: error: {e}", file=sys.stderr)
+        sys.exit(2)

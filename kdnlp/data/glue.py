@@ -1,0 +1,181 @@
+"""The one GLUE table (task keys, text columns, labels, metrics, files) and its loaders.
+
+Local folders use the layout of the GLUE download script (`<data_dir>/<Folder>/{train,dev,test}.tsv`, or the
+task's files directly in `data_dir`); without a folder the Hub dataset `nyu-mll/glue` is used.
+GLUE files are read by splitting lines on tabs, with no quoting: SST-2 and MRPC hold bare `"` characters.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kdnlp.errors import KdnlpError
+
+if TYPE_CHECKING:
+    import datasets
+
+HUB_DATASET = "nyu-mll/glue"
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class GlueTask:
+    name: str
+    folder: str
+    keys: tuple[str, ...]  # text fields, named as in nyu-mll/glue
+    columns: tuple[str, ...]  # the same fields' column names in the GLUE TSV files
+    label_column: str
+    labels: tuple[str, ...]  # label names in class-index order; () for regression
+    metrics: tuple[str, ...]
+    files: tuple[str, str, str]  # train, validation, test file names
+    hub_config: str
+    hub_validation: str = "validation"
+    hub_test: str = "test"
+    positional: tuple[tuple[str, int], ...] = ()  # column positions in files without a header (CoLA)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels) or 1
+
+    @property
+    def regression(self) -> bool:
+        return not self.labels
+
+
+_NLI = ("entailment", "not_entailment")
+TASKS: dict[str, GlueTask] = {
+    t.name: t
+    for t in [
+        GlueTask("cola", "CoLA", ("sentence",), ("sentence",), "label", ("unacceptable", "acceptable"),
+                 ("matthews_correlation",), ("train.tsv", "dev.tsv", "test.tsv"), "cola",
+                 positional=(("label", 1), ("sentence", 3))),
+        GlueTask("sst2", "SST-2", ("sentence",), ("sentence",), "label", ("negative", "positive"),
+                 ("accuracy",), ("train.tsv", "dev.tsv", "test.tsv"), "sst2"),
+        GlueTask("mrpc", "MRPC", ("sentence1", "sentence2"), ("#1 String", "#2 String"), "Quality",
+                 ("not_equivalent", "equivalent"), ("accuracy", "f1"), ("train.tsv", "dev.tsv", "test.tsv"), "mrpc"),
+        GlueTask("qqp", "QQP", ("question1", "question2"), ("question1", "question2"), "is_duplicate",
+                 ("not_duplicate", "duplicate"), ("accuracy", "f1"), ("train.tsv", "dev.tsv", "test.tsv"), "qqp"),
+        GlueTask("stsb", "STS-B", ("sentence1", "sentence2"), ("sentence1", "sentence2"), "score", (),
+                 ("pearson", "spearmanr"), ("train.tsv", "dev.tsv", "test.tsv"), "stsb"),
+        GlueTask("mnli", "MNLI", ("premise", "hypothesis"), ("sentence1", "sentence2"), "gold_label",
+                 ("entailment", "neutral", "contradiction"), ("accuracy",),
+                 ("train.tsv", "dev_matched.tsv", "test_matched.tsv"), "mnli",
+                 hub_validation="validation_matched", hub_test="test_matched"),
+        GlueTask("mnli-mm", "MNLI", ("premise", "hypothesis"), ("sentence1", "sentence2"), "gold_label",
+                 ("entailment", "neutral", "contradiction"), ("accuracy",),
+                 ("train.tsv", "dev_mismatched.tsv", "test_mismatched.tsv"), "mnli",
+                 hub_validation="validation_mismatched", hub_test="test_mismatched"),
+        GlueTask("qnli", "QNLI", ("question", "sentence"), ("question", "sentence"), "label", _NLI,
+                 ("accuracy",), ("train.tsv", "dev.tsv", "test.tsv"), "qnli"),
+        GlueTask("rte", "RTE", ("sentence1", "sentence2"), ("sentence1", "sentence2"), "label", _NLI,
+                 ("accuracy",), ("train.tsv", "dev.tsv", "test.tsv"), "rte"),
+        GlueTask("wnli", "WNLI", ("sentence1", "sentence2"), ("sentence1", "sentence2"), "label",
+                 ("not_entailment", "entailment"), ("accuracy",), ("train.tsv", "dev.tsv", "test.tsv"), "wnli"),
+    ]
+}
+
+
+def get_task(name: str) -> GlueTask:
+    key = name.lower().replace("_", "-")
+    key = {"sst-2": "sst2", "sts-b": "stsb", "mnli-m": "mnli", "mnli-matched": "mnli",
+           "mnli-mismatched": "mnli-mm"}.get(key, key)
+    if key not in TASKS:
+        raise KdnlpError(f"unknown task '{name}'; valid: {', '.join(TASKS)}")
+    return TASKS[key]
+
+
+def default_data_dir() -> str | None:
+    """`GLUE_DIR` if set; else None, meaning the Hub."""
+    return os.environ.get("GLUE_DIR") or None
+
+
+def task_file(task: GlueTask, split: str, data_dir: str | os.PathLike) -> Path:
+    if split not in SPLITS:
+        raise KdnlpError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise KdnlpError(f"GLUE data folder '{root}' does not exist; pass --data-dir or set GLUE_DIR to a GLUE folder")
+    name = task.files[SPLITS.index(split)]
+    for path in (root / task.folder / name, root / name):
+        if path.is_file():
+            return path
+    raise KdnlpError(f"no {split} file for {task.name}: neither '{root / task.folder / name}' nor '{root / name}' exists")
+
+
+def _label(raw: str, task: GlueTask, where: str) -> int | float:
+    if task.regression:
+        try:
+            return float(raw)
+        except ValueError:
+            raise KdnlpError(f"{where}: score {raw!r} is not a number") from None
+    if raw in task.labels:
+        return task.labels.index(raw)
+    if raw.isdigit() and int(raw) < len(task.labels):
+        return int(raw)
+    raise KdnlpError(f"{where}: label {raw!r} is not one of {', '.join(task.labels)} (or their indices)")
+
+
+def read_tsv(task: GlueTask, path: Path) -> dict[str, list]:
+    """Rows of a GLUE TSV as columns: the task's text keys, `label` (-1 when unlabeled) and `idx`."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        raise KdnlpError(f"'{path}' is empty")
+    first = lines[0].rstrip("\r").split("\t")
+    if all(c in first for c in task.columns):
+        index = {c: first.index(c) for c in (*task.columns, task.label_column) if c in first}
+        start = 1
+    elif task.positional:
+        pos = dict(task.positional)
+        index = {c: pos[k] for c, k in zip(task.columns, task.keys)} | {task.label_column: pos["label"]}
+        start = 0
+    else:
+        raise KdnlpError(f"'{path}' has no header with the {task.name} columns {', '.join(task.columns)}")
+    out: dict[str, list] = {k: [] for k in (*task.keys, "label", "idx")}
+    labeled = task.label_column in index
+    for n, line in enumerate(lines[start:], start=start + 1):
+        fields = line.rstrip("\r").split("\t")
+        if len(fields) <= max(index.values()):
+            raise KdnlpError(f"{path}:{n}: expected at least {max(index.values()) + 1} tab-separated fields, got {len(fields)}")
+        for key, col in zip(task.keys, task.columns):
+            out[key].append(fields[index[col]])
+        out["label"].append(_label(fields[index[task.label_column]], task, f"{path}:{n}") if labeled else -1)
+        out["idx"].append(len(out["idx"]))
+    return out
+
+
+def load_split(task: GlueTask, split: str, data_dir: str | None = None, max_samples: int | None = None,
+               seed: int = 42) -> "datasets.Dataset":
+    """One split as a `datasets.Dataset`; `max_samples` takes a seeded random subset of train, the head of others."""
+    import datasets
+
+    if data_dir is not None:
+        ds = datasets.Dataset.from_dict(read_tsv(task, task_file(task, split, data_dir)))
+    else:
+        hub_split = {"train": "train", "validation": task.hub_validation, "test": task.hub_test}[split]
+        try:
+            ds = datasets.load_dataset(HUB_DATASET, task.hub_config, split=hub_split)
+        except Exception as e:  # the Hub's errors vary by cause (offline, proxy, auth)
+            raise KdnlpError(
+                f"could not load {HUB_DATASET}/{task.hub_config} from the Hub ({type(e).__name__}); "
+                "pass --data-dir or set GLUE_DIR to a local GLUE folder"
+            ) from None
+    if max_samples is not None and max_samples < len(ds):
+        ds = ds.shuffle(seed=seed) if split == "train" else ds
+        ds = ds.select(range(max_samples))
+    return ds
+
+
+def encode(ds: "datasets.Dataset", tokenizer, task: GlueTask, max_length: int) -> "datasets.Dataset":
+    """Tokenised (unpadded: batches are padded dynamically) with a `labels` column."""
+
+    def tok(batch):
+        enc = tokenizer(*(batch[k] for k in task.keys), truncation=True, max_length=max_length)
+        enc["labels"] = batch["label"]
+        return enc
+
+    return ds.map(tok, batched=True, remove_columns=ds.column_names, desc=f"tokenising {task.name}")

@@ -1,0 +1,54 @@
+"""The interface every distillation loss implements."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from kdnlp.registry import Registry
+
+
+@dataclass(frozen=True)
+class LossContext:
+    """What a loss may need to know about the pair of models it compares."""
+
+    num_labels: int
+    student_config: Any
+    teacher_config: Any | None = None
+
+    @property
+    def regression(self) -> bool:
+        return self.num_labels == 1
+
+
+class DistillationLoss(nn.Module):
+    """One named loss term. `forward` returns a float32 scalar.
+
+    `needs` lists the model outputs the term reads (``logits``, ``hidden_states``, ``attentions``), so the
+    trainer asks the models for hidden states or attentions only when some term reads them;
+    `uses_teacher` is False for terms that read only the labels, so a recipe made of them runs no teacher.
+    A subclass is an nn.Module so that learnable projections are trained with the student.
+    """
+
+    name: ClassVar[str]
+    paper: ClassVar[str] = ""
+    needs: ClassVar[frozenset[str]] = frozenset({"logits"})
+    uses_teacher: ClassVar[bool] = True
+
+    def __init__(self, config: Any, ctx: LossContext):
+        super().__init__()
+        self.config = config
+        self.ctx = ctx
+
+    def forward(self, student_out: Any, teacher_out: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """The term as it appears in the printed formula, e.g. ``hinton(temperature=2.0)``."""
+        fields = ", ".join(f"{k}={v}" for k, v in vars(self.config).items())
+        return f"{self.name}({fields})" if fields else self.name
+
+
+LOSSES: Registry[type[DistillationLoss]] = Registry("loss")

