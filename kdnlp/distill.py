@@ -79,7 +79,7 @@ def run_recipe(
     from transformers import DataCollatorWithPadding
 
     from kdnlp.losses import LossContext
-    from kdnlp.models import check_same_vocab, load_classifier, load_tokenizer, num_params
+    from kdnlp.models import check_classifier, check_same_vocab, load_classifier, load_tokenizer, num_params
     from kdnlp.students import init_student, layer_list, select_layers
     from kdnlp.trainer import DistillationTrainer
 
@@ -95,6 +95,8 @@ def run_recipe(
             raise KdnlpError(f"bad value {value} for {name}: must be at least 1")
 
     seed = int(rec.training.get("seed", DEFAULT_TRAINING["seed"]))
+    if teacher is not None:
+        check_classifier(teacher, glue)
     tokenizer = load_tokenizer(student or teacher)
     if student is not None and teacher is not None:
         check_same_vocab(load_tokenizer(teacher), tokenizer, teacher, student)

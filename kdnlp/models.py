@@ -58,19 +58,24 @@ def is_classifier(config: Any) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
 
 
+def check_classifier(name: str, task: GlueTask) -> None:
+    """`name` must be a sequence classifier with the task's number of labels (a distillation teacher)."""
+    config = load_config(name)
+    if not is_classifier(config):
+        raise KdnlpError(
+            f"'{name}' is not a sequence classifier (architecture {', '.join(config.architectures or ['unknown'])}); "
+            f"fine-tune it first: kdnlp finetune --model {name} --task {task.name}"
+        )
+    if config.num_labels != task.num_labels:
+        raise KdnlpError(f"'{name}' has {config.num_labels} labels but {task.name} has {task.num_labels}")
+
+
 def load_classifier(name: str, task: GlueTask, require_head: bool, **kwargs):
     """A sequence classifier for `task`: a classifier with the task's labels, or an encoder given a new head."""
     from transformers import AutoModelForSequenceClassification
 
-    config = load_config(name)
-    if is_classifier(config) or require_head:
-        if not is_classifier(config):
-            raise KdnlpError(
-                f"'{name}' is not a sequence classifier (architecture {', '.join(config.architectures or ['unknown'])}); "
-                f"fine-tune it first: kdnlp finetune --model {name} --task {task.name}"
-            )
-        if config.num_labels != task.num_labels:
-            raise KdnlpError(f"'{name}' has {config.num_labels} labels but {task.name} has {task.num_labels}")
+    if require_head or is_classifier(load_config(name)):
+        check_classifier(name, task)
         return _load(AutoModelForSequenceClassification.from_pretrained, name, **kwargs)
     labels = task.labels or ("score",)
     return _load(

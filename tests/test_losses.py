@@ -1,0 +1,105 @@
+"""Every registered loss: zero when the student equals the teacher, positive otherwise, finite gradients
+that reach only the student, values that match a hand computation."""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from kdnlp.losses import LOSSES, CompositeLoss, LossContext
+from kdnlp.losses.cosine import masked_cosine_loss
+from kdnlp.losses.hinton import soft_target_kl
+
+CFG = SimpleNamespace(hidden_size=8)
+
+
+def outputs(seed: int, requires_grad: bool = False, num_labels: int = 3):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(4, num_labels, generator=g, requires_grad=requires_grad)
+    hidden = tuple(torch.randn(4, 5, 8, generator=g, requires_grad=requires_grad) for _ in range(3))
+    return SimpleNamespace(logits=logits, hidden_states=hidden)
+
+
+BATCH = {"labels": torch.tensor([0, 2, 1, 1]), "attention_mask": torch.tensor([[1] * 5, [1] * 3 + [0] * 2, [1] * 5, [1] * 4 + [0]])}
+TEACHER_LOSSES = [n for n in LOSSES.names() if LOSSES.get(n).uses_teacher]
+
+
+def make(name: str, num_labels: int = 3):
+    cls = LOSSES.get(name)
+    return cls(cls.Config(), LossContext(num_labels, CFG, CFG))
+
+
+@pytest.mark.parametrize("name", TEACHER_LOSSES)
+@pytest.mark.parametrize("num_labels", [3, 1])
+def test_zero_when_student_equals_teacher(name, num_labels):
+    t = outputs(0, num_labels=num_labels)
+    assert make(name, num_labels)(t, t, BATCH).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", TEACHER_LOSSES)
+@pytest.mark.parametrize("num_labels", [3, 1])
+def test_positive_with_finite_gradients_to_the_student_only(name, num_labels):
+    s, t = outputs(1, requires_grad=True, num_labels=num_labels), outputs(2, num_labels=num_labels)
+    teacher_leaves = [t.logits, *t.hidden_states]
+    loss = make(name, num_labels)(s, t, BATCH)
+    assert loss.dtype == torch.float32 and loss.item() > 0
+    loss.backward()
+    grads = [x.grad for x in (s.logits, *s.hidden_states) if x.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+    assert all(x.grad is None for x in teacher_leaves)
+
+
+def test_hinton_matches_hand_computation():
+    s, t, T = torch.tensor([[1.0, 2.0, 0.5]]), torch.tensor([[0.2, 3.0, -1.0]]), 2.0
+    ps = [math.exp(v / T) for v in s[0].tolist()]
+    pt = [math.exp(v / T) for v in t[0].tolist()]
+    ps, pt = [p / sum(ps) for p in ps], [p / sum(pt) for p in pt]
+    kl = sum(b * math.log(b / a) for a, b in zip(ps, pt))
+    assert soft_target_kl(s, t, T).item() == pytest.approx(kl * T * T, rel=1e-5)
+
+
+def test_hinton_is_float32_and_finite_on_extreme_half_precision_logits():
+    for dtype in (torch.float16, torch.bfloat16):
+        s = torch.tensor([[6e4, -6e4, 0.0], [-6e4, 6e4, 1.0]], dtype=dtype, requires_grad=True)
+        t = torch.tensor([[-6e4, 6e4, 0.0], [6e4, -6e4, 2.0]], dtype=dtype)
+        loss = soft_target_kl(s, t, 1.0)
+        loss.backward()
+        assert loss.dtype == torch.float32 and torch.isfinite(loss) and loss.item() > 0
+        assert torch.isfinite(s.grad).all()
+
+
+def test_cosine_ignores_padding_and_matches_hand_computation():
+    s = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])
+    t = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [-7.0, 1.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    # token 0: cos 1 -> 0; token 1: cos 0 -> 1; token 2 is padding
+    assert masked_cosine_loss(s, t, mask).item() == pytest.approx(0.5)
+    t2 = t.clone()
+    t2[0, 2] = torch.tensor([3.0, -9.0])
+    assert masked_cosine_loss(s, t2, mask).item() == pytest.approx(0.5)
+
+
+def test_ce_is_cross_entropy_or_mse():
+    s = outputs(3)
+    expected = torch.nn.functional.cross_entropy(s.logits, BATCH["labels"])
+    assert make("ce")(s, None, BATCH).item() == pytest.approx(expected.item())
+    reg = SimpleNamespace(logits=torch.tensor([[1.0], [2.0]]))
+    assert make("ce", 1)(reg, None, {"labels": torch.tensor([0.0, 4.0])}).item() == pytest.approx((1 + 4) / 2)
+
+
+def test_composite_is_the_weighted_sum_and_reports_each_term():
+    ctx = LossContext(3, CFG, CFG)
+    comp = CompositeLoss({
+        "ce": (0.25, LOSSES.get("ce")(LOSSES.get("ce").Config(), ctx)),
+        "hinton": (2.0, LOSSES.get("hinton")(LOSSES.get("hinton").Config(temperature=3.0), ctx)),
+    })
+    s, t = outputs(4), outputs(5)
+    total, terms = comp(s, t, BATCH)
+    assert set(terms) == {"ce", "hinton"}
+    assert total.item() == pytest.approx(0.25 * terms["ce"].item() + 2.0 * terms["hinton"].item())
+    assert terms["hinton"].item() == pytest.approx(soft_target_kl(s.logits, t.logits, 3.0).item())
+    assert comp.formula() == "0.25 * ce + 2 * hinton(temperature=3.0)"
+    assert comp.uses_teacher and comp.needs == {"logits"}

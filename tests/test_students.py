@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import tiny_classifier, tiny_config
+from kdnlp.errors import KdnlpError
+from kdnlp.students import init_student, select_layers
+
+
+def test_uniform_reproduces_distilberts_choice():
+    assert select_layers(12, 6, "uniform") == [0, 2, 4, 7, 9, 11]
+    assert select_layers(6, 3, "uniform") == [0, 3, 5]
+    assert select_layers(6, 1, "uniform") == [5]
+
+
+def test_other_strategies_and_lists():
+    assert select_layers(6, 3, "every_other") == [0, 2, 4]
+    assert select_layers(6, 2, "first") == [0, 1]
+    assert select_layers(6, 2, "last") == [4, 5]
+    assert select_layers(6, [1, 4]) == [1, 4]
+
+
+@pytest.mark.parametrize("args, message", [
+    ((6, 7, "uniform"), "between 1 and the teacher's 6"),
+    ((6, [0, 6]), "the teacher has layers 0..5"),
+    ((6, [3, 1]), "distinct layers in increasing order"),
+    ((6, 2, "every_other"), "keeps 3 of 6 layers"),
+    ((6, 2, "random"), "unknown layer strategy 'random'"),
+])
+def test_bad_layer_choices(args, message):
+    with pytest.raises(KdnlpError, match=message):
+        select_layers(*args)
+
+
+def inputs():
+    ids = torch.randint(1000, 2000, (3, 9), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def test_all_layers_kept_gives_exactly_the_teachers_outputs():
+    teacher = tiny_classifier()
+    student = init_student(teacher, [0, 1, 2, 3]).eval()
+    with torch.no_grad():
+        a, b = teacher(**inputs(), output_hidden_states=True), student(**inputs(), output_hidden_states=True)
+    assert torch.equal(a.logits, b.logits)
+    assert all(torch.equal(x, y) for x, y in zip(a.hidden_states, b.hidden_states))
+
+
+def test_subset_copies_the_chosen_layers_embeddings_and_head():
+    teacher = tiny_classifier()
+    student = init_student(teacher, [1, 3])
+    assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
+    t, s = teacher.state_dict(), student.state_dict()
+    for new, old in enumerate([1, 3]):
+        key = "bert.encoder.layer.{}.attention.self.query.weight"
+        assert torch.equal(s[key.format(new)], t[key.format(old)])
+    for key in ("bert.embeddings.word_embeddings.weight", "classifier.weight", "bert.pooler.dense.weight"):
+        assert torch.equal(s[key], t[key])
+    assert not any(s_ is t_ for s_, t_ in zip(student.parameters(), teacher.parameters()))
+
+
+@pytest.mark.parametrize("arch", ["RobertaForSequenceClassification", "DistilBertForSequenceClassification",
+                                  "ElectraForSequenceClassification"])
+def test_other_bert_family_encoders(arch):
+    import transformers
+
+    base = tiny_config()
+    if arch.startswith("DistilBert"):
+        config = transformers.DistilBertConfig(vocab_size=100, dim=32, n_layers=4, n_heads=4, hidden_dim=64,
+                                               max_position_embeddings=64, dropout=0.0, attention_dropout=0.0)
+    else:
+        cls = getattr(transformers, arch.replace("ForSequenceClassification", "Config"))
+        config = cls(**{k: getattr(base, k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                                      "intermediate_size", "hidden_dropout_prob",
+                                                      "attention_probs_dropout_prob")},
+                     vocab_size=100, max_position_embeddings=64)
+    teacher = getattr(transformers, arch)(config).eval()
+    full, part = init_student(teacher, [0, 1, 2, 3]).eval(), init_student(teacher, [0, 3])
+    ids = {"input_ids": torch.randint(5, 100, (2, 7), generator=torch.Generator().manual_seed(1))}
+    with torch.no_grad():
+        assert torch.equal(teacher(**ids).logits, full(**ids).logits)
+    layers = part.config.n_layers if arch.startswith("DistilBert") else part.config.num_hidden_layers
+    assert layers == 2
+
+
+def test_unsupported_architecture_is_refused():
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    model = GPT2ForSequenceClassification(GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=100))
+    with pytest.raises(KdnlpError, match="does not support model type 'gpt2'; supported: bert"):
+        init_student(model, [0])

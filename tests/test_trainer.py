@@ -1,0 +1,103 @@
+"""The DistillationTrainer contract: frozen teacher outside the student, exact gradient accumulation,
+per-term logs, logits-only evaluation, hidden states only when a loss needs them."""
+from __future__ import annotations
+
+import datasets
+import pytest
+import torch
+from transformers import DataCollatorWithPadding, TrainingArguments
+
+from conftest import tiny_classifier
+from kdnlp.losses import LOSSES, CompositeLoss, LossContext
+from kdnlp.students import init_student
+from kdnlp.trainer import DistillationTrainer
+
+
+def dataset(n: int = 12):
+    g = torch.Generator().manual_seed(0)
+    rows = {"input_ids": [], "attention_mask": [], "labels": []}
+    for i in range(n):
+        length = 4 + i % 5
+        rows["input_ids"].append(torch.randint(1000, 3000, (length,), generator=g).tolist())
+        rows["attention_mask"].append([1] * length)
+        rows["labels"].append(i % 2)
+    return datasets.Dataset.from_dict(rows)
+
+
+def composite(model, teacher, terms):
+    ctx = LossContext(2, model.config, teacher.config)
+    return CompositeLoss({n: (w, LOSSES.get(n)(LOSSES.get(n).Config(), ctx)) for n, w in terms.items()})
+
+
+def make_trainer(tmp_path, tokenizer, terms, batch=4, accumulation=1, steps=2, **kw):
+    teacher = tiny_classifier(seed=1)
+    student = init_student(teacher, [0, 3])
+    torch.manual_seed(3)
+    for p in student.parameters():  # a student that differs from the teacher, so every term is non-zero
+        p.data.add_(0.05 * torch.randn_like(p))
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"), per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation,
+        max_steps=steps, learning_rate=1e-2, logging_steps=1, report_to="none", save_strategy="no",
+        use_cpu=True, seed=0, warmup_steps=0, lr_scheduler_type="constant", **kw,
+    )
+    return DistillationTrainer(
+        model=student, args=args, loss=composite(student, teacher, terms), teacher=teacher,
+        train_dataset=dataset(), eval_dataset=dataset(6), data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+    ), teacher
+
+
+def test_teacher_is_frozen_unsaved_and_untouched(tmp_path, tokenizer):
+    trainer, teacher = make_trainer(tmp_path, tokenizer, {"hinton": 0.5, "ce": 0.5})
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    trainer.train()
+    assert not trainer.teacher.training and not any(p.requires_grad for p in trainer.teacher.parameters())
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    optimised = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert not optimised & {id(p) for p in teacher.parameters()}
+    assert optimised == {id(p) for p in trainer.model.parameters() if p.requires_grad}
+    trainer.save_model(str(tmp_path / "saved"))
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "saved" / "model.safetensors"))
+    assert set(saved) == set(trainer.model.state_dict()) and trainer.model.config.num_hidden_layers == 2
+
+
+def test_per_term_losses_are_logged(tmp_path, tokenizer):
+    trainer, _ = make_trainer(tmp_path, tokenizer, {"hinton": 0.5, "ce": 0.5, "cosine": 1.0})
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    assert logged and all({"loss/hinton", "loss/ce", "loss/cosine"} <= set(h) for h in logged)
+    assert all(h["loss/hinton"] > 0 and h["loss/cosine"] > 0 for h in logged)
+
+
+def test_gradient_accumulation_matches_one_large_batch(tmp_path, tokenizer):
+    """8 examples as 2x4 (accumulated) or 1x8 give the same update (SGD: sensitive to the loss scale)."""
+    params = []
+    for batch, accumulation in ((8, 1), (4, 2)):
+        trainer, _ = make_trainer(tmp_path / f"{batch}", tokenizer, {"hinton": 0.7, "ce": 0.3},
+                                  batch=batch, accumulation=accumulation, steps=1, optim="sgd")
+        trainer.train()
+        params.append(torch.cat([p.detach().flatten() for p in trainer.model.parameters()]))
+    start = torch.cat([p.detach().flatten() for p in make_trainer(tmp_path / "s", tokenizer, {"ce": 1.0})[0].model.parameters()])
+    assert not torch.allclose(params[0], start)  # the step did move the weights
+    torch.testing.assert_close(params[0], params[1], rtol=1e-4, atol=1e-6)
+
+
+def test_evaluation_returns_logits_only_and_hidden_states_only_when_needed(tmp_path, tokenizer):
+    trainer, _ = make_trainer(tmp_path, tokenizer, {"hinton": 1.0})
+    assert trainer._output_kwargs() == {"output_hidden_states": False, "output_attentions": False}
+    out = trainer.predict(dataset(6))
+    assert isinstance(out.predictions, __import__("numpy").ndarray) and out.predictions.shape == (6, 2)
+    cos, _ = make_trainer(tmp_path / "c", tokenizer, {"cosine": 1.0})
+    assert cos._output_kwargs()["output_hidden_states"] is True
+    assert cos.predict(dataset(6)).predictions.shape == (6, 2)
+
+
+def test_a_loss_needing_a_teacher_without_one_is_an_error(tmp_path, tokenizer):
+    from kdnlp.errors import KdnlpError
+
+    student = tiny_classifier()
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    with pytest.raises(KdnlpError, match="needs a teacher"):
+        DistillationTrainer(model=student, args=args, loss=composite(student, student, {"hinton": 1.0}))
