@@ -50,10 +50,12 @@ def build_loss(stage: recipes.Stage, ctx):
 
 
 def _training_args(out: Path, settings: dict[str, Any]):
+    import torch
     from transformers import TrainingArguments
 
+    defaults = {**DEFAULT_TRAINING, "dataloader_pin_memory": torch.cuda.is_available()}
     try:
-        return TrainingArguments(output_dir=str(out), **{**DEFAULT_TRAINING, **settings})
+        return TrainingArguments(output_dir=str(out), **{**defaults, **settings})
     except (ValueError, TypeError) as e:
         raise KdnlpError(f"bad training settings: {str(e).splitlines()[0]}") from None
 

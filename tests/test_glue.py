@@ -117,3 +117,8 @@ def test_metric_takes_logits_and_glue_average_counts_mnli_once():
     logits = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
     assert metrics.compute(get_task("sst2"), logits, [0, 1, 1])["accuracy"] == pytest.approx(2 / 3)
     assert metrics.glue_average({"sst2": 0.9, "mnli": 0.8, "mnli-mm": 0.6, "rte": 0.5}) == pytest.approx((0.9 + 0.7 + 0.5) / 3)
+
+
+def test_without_a_folder_the_hub_is_used_and_its_absence_is_a_clear_error():
+    with pytest.raises(KdnlpError, match="could not load nyu-mll/glue/sst2 from the Hub .*pass --data-dir or set GLUE_DIR"):
+        load_split(get_task("sst2"), "validation", None)
