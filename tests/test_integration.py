@@ -32,24 +32,26 @@ def test_finetune_writes_a_plain_model_folder(rte_teacher):
     assert run["train_examples"] == 64 and run["recipe"] == "finetune"
 
 
-def test_distilbert_recipe_distills_a_3_layer_student(rte_teacher, glue_dir, tmp_path):
+@pytest.mark.parametrize("recipe, layers", [("distilbert", [0, 3, 5]), ("pkd-skip", [0, 1, 2])])
+def test_recipes_distill_a_3_layer_student(rte_teacher, glue_dir, tmp_path, recipe, layers):
     from transformers import AutoModelForSequenceClassification
 
     out = tmp_path / "student"
-    metrics = kdnlp.run_recipe("distilbert", "rte", out, teacher=str(rte_teacher), data_dir=str(glue_dir),
+    metrics = kdnlp.run_recipe(recipe, "rte", out, teacher=str(rte_teacher), data_dir=str(glue_dir),
                                overrides=FAST, **SMALL)
     student = AutoModelForSequenceClassification.from_pretrained(out / "model")
     teacher = AutoModelForSequenceClassification.from_pretrained(rte_teacher / "model")
     assert student.config.num_hidden_layers == 3
     n_student, n_teacher = (sum(p.numel() for p in m.parameters()) for m in (student, teacher))
     run = json.loads((out / "run.json").read_text())
-    assert run["student_layers"] == [0, 3, 5] and run["params"] == {"student": n_student, "teacher": n_teacher}
+    assert run["student_layers"] == layers and run["params"] == {"student": n_student, "teacher": n_teacher}
     assert n_student < n_teacher
     history = metrics["stages"]["distill"]["eval"]
     assert "eval_accuracy" in history
-    # the untouched layers are the teacher's; trained layers have moved away from them
+    # training moved the copied layers away from the teacher's
     t, s = teacher.state_dict(), student.state_dict()
-    assert not torch.equal(s["bert.encoder.layer.1.output.dense.weight"], t["bert.encoder.layer.3.output.dense.weight"])
+    key = "bert.encoder.layer.{}.output.dense.weight"
+    assert not torch.equal(s[key.format(1)], t[key.format(layers[1])])
 
 
 def test_eval_compares_models_with_speed(rte_teacher, glue_dir, tmp_path):

@@ -12,7 +12,7 @@ from kdnlp.losses import LOSSES, CompositeLoss, LossContext
 from kdnlp.losses.cosine import masked_cosine_loss
 from kdnlp.losses.hinton import soft_target_kl
 
-CFG = SimpleNamespace(hidden_size=8)
+CFG = SimpleNamespace(hidden_size=8, num_hidden_layers=2)
 
 
 def outputs(seed: int, requires_grad: bool = False, num_labels: int = 3):
@@ -103,3 +103,20 @@ def test_composite_is_the_weighted_sum_and_reports_each_term():
     assert terms["hinton"].item() == pytest.approx(soft_target_kl(s.logits, t.logits, 3.0).item())
     assert comp.formula() == "0.25 * ce + 2 * hinton(temperature=3.0)"
     assert comp.uses_teacher and comp.needs == {"logits"}
+
+
+def test_pkd_matches_hand_computation_on_cls_vectors():
+    from kdnlp.losses.pkd import normalised_cls_mse
+
+    s = [torch.tensor([[[3.0, 4.0], [9.0, 9.0]]]), torch.tensor([[[0.0, 2.0], [1.0, 1.0]]])]
+    t = [torch.tensor([[[4.0, 3.0], [0.0, 1.0]]]), torch.tensor([[[0.0, 5.0], [7.0, 7.0]]])]
+    # layer 1: (0.6,0.8) vs (0.8,0.6) -> 0.04 + 0.04; layer 2: identical directions -> 0; only [CLS] counts
+    assert normalised_cls_mse(s, t).item() == pytest.approx(0.04)
+
+
+def test_pkd_uses_its_layer_map():
+    cfg_s, cfg_t = SimpleNamespace(hidden_size=8, num_hidden_layers=2), SimpleNamespace(hidden_size=8, num_hidden_layers=4)
+    cls = LOSSES.get("pkd")
+    assert cls(cls.Config(layers="skip"), LossContext(3, cfg_s, cfg_t)).pairs == [(1, 2)]
+    assert cls(cls.Config(layers="last"), LossContext(3, cfg_s, cfg_t)).pairs == [(1, 3)]
+    assert cls(cls.Config(layers=[1, 4]), LossContext(3, cfg_s, cfg_t)).pairs == [(1, 1), (2, 4)]

@@ -1,0 +1,58 @@
+"""Patient knowledge distillation (Sun, Cheng, Gan, Liu 2019, "Patient Knowledge Distillation for BERT
+Model Compression").
+
+The student's [CLS] vectors at intermediate layers follow the teacher's mapped layers: for each mapped
+pair, the squared L2 distance between the L2-normalised [CLS] hidden states, summed over the hidden
+dimension, averaged over the examples and the mapped layers. PKD-Skip and PKD-Last are the `skip` and
+`last` layer maps (kdnlp.layers); the paper weights this term by beta = 100..500 next to soft targets.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from kdnlp.errors import KdnlpError
+from kdnlp.layers import describe, layer_map, num_layers
+from kdnlp.losses.base import LOSSES, DistillationLoss
+
+
+def normalised_cls_mse(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over layers and examples of ||s/|s| - t/|t|||^2 for the [CLS] (first) position of each layer."""
+    losses = [
+        (F.normalize(s[:, 0].float(), dim=-1) - F.normalize(t[:, 0].float(), dim=-1)).pow(2).sum(-1).mean()
+        for s, t in zip(student, teacher)
+    ]
+    return torch.stack(losses).mean()
+
+
+@dataclass
+class PKDConfig:
+    layers: str | list[int] = "skip"
+
+
+@LOSSES.register("pkd")
+class PKDLoss(DistillationLoss):
+    name = "pkd"
+    paper = "Sun, Cheng, Gan, Liu. Patient Knowledge Distillation for BERT Model Compression. EMNLP 2019. arXiv:1908.09355"
+    Config = PKDConfig
+    needs = frozenset({"hidden_states"})
+
+    def __init__(self, config, ctx):
+        super().__init__(config, ctx)
+        if ctx.teacher_config is None:
+            raise KdnlpError("the pkd loss needs a teacher")
+        s, t = ctx.student_config.hidden_size, ctx.teacher_config.hidden_size
+        if s != t:
+            raise KdnlpError(f"the pkd loss compares [CLS] vectors of equal size, but the student has {s} and the teacher {t}")
+        self.pairs = layer_map(config.layers, num_layers(ctx.student_config), num_layers(ctx.teacher_config))
+        if not self.pairs:
+            raise KdnlpError(f"layer map '{config.layers}' maps no layers for a 1-layer student; use uniform or a list")
+        print(f"kdnlp: pkd layer map ({config.layers}): {describe(self.pairs)}", file=sys.stderr)
+
+    def forward(self, student_out, teacher_out, batch):
+        return normalised_cls_mse(
+            [student_out.hidden_states[s] for s, _ in self.pairs], [teacher_out.hidden_states[t] for _, t in self.pairs]
+        )
