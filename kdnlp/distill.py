@@ -80,9 +80,9 @@ def run_recipe(
     import transformers
     from transformers import DataCollatorWithPadding
 
-    from kdnlp.losses import LossContext
+    from kdnlp.losses import LOSSES, LossContext
     from kdnlp.models import check_classifier, check_same_vocab, load_classifier, load_tokenizer, num_params
-    from kdnlp.students import init_student, layer_list, select_layers
+    from kdnlp.students import build_student
     from kdnlp.trainer import DistillationTrainer
 
     rec = recipe if isinstance(recipe, recipes.Recipe) else recipes.load(recipe, overrides)
@@ -113,12 +113,14 @@ def run_recipe(
     if student is not None:
         student_model = load_classifier(student, glue, require_head=False)
     else:
-        _, field = layer_list(teacher_model.config)
-        n = getattr(teacher_model.config, field)
-        ids = select_layers(n, rec.student.layers, rec.student.strategy)
-        _say(f"student: teacher layers {ids} of 0..{n - 1}, with the teacher's embeddings and head")
-        student_model = init_student(teacher_model, ids)
+        student_model, ids = build_student(teacher_model, rec.student)
+        c = student_model.config
+        _say(f"student ({rec.student.init}): {len(ids)} layers from teacher layers {ids}, hidden {c.hidden_size}, "
+             f"{c.num_attention_heads} heads")
         info["student_layers"] = ids
+    if any("attentions" in LOSSES.get(t.loss).needs for st in rec.stages for t in st.losses):
+        for model in filter(None, (teacher_model, student_model)):
+            model.set_attn_implementation("eager")  # sdpa returns no attention maps
     info["params"] = {"student": num_params(student_model)}
     if teacher_model is not None:
         info["params"]["teacher"] = num_params(teacher_model)

@@ -26,13 +26,27 @@ RESERVED_TRAINING = ("output_dir",)
 
 @dataclass
 class StudentSpec:
-    """How the student is made from the teacher: which encoder layers are copied (DistilBERT-style).
+    """How the student is made from the teacher.
 
-    `layers` is a count (chosen by `strategy`) or an explicit list of teacher layer indices.
+    `layers` is a count (chosen by `strategy`) or an explicit list of teacher layer indices. With
+    `init: copy` the student is the teacher with only those layers (DistilBERT-style). A narrower student
+    (`hidden_size`, `num_attention_heads`, `intermediate_size` below the teacher's) is built from the
+    teacher's config and starts from truncated teacher weights (`init: truncate`) or at random (`init: random`).
     """
 
     layers: int | list[int] = 3
     strategy: Literal["uniform", "every_other", "first", "last"] = "uniform"
+    init: Literal["copy", "truncate", "random"] = "copy"
+    hidden_size: int | None = None
+    num_attention_heads: int | None = None
+    intermediate_size: int | None = None
+
+    def validate(self, where: str) -> None:
+        narrow = any(v is not None for v in (self.hidden_size, self.num_attention_heads, self.intermediate_size))
+        if narrow and self.init == "copy":
+            raise KdnlpError(f"{where}: a student of another width cannot copy the teacher's layers; set init: truncate or random")
+        if self.hidden_size is not None and self.num_attention_heads is not None and self.hidden_size % self.num_attention_heads:
+            raise KdnlpError(f"{where}: hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}")
 
 
 @dataclass

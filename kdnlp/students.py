@@ -59,26 +59,71 @@ def select_layers(num_teacher: int, layers: int | list[int], strategy: str = "un
     raise KdnlpError(f"unknown layer strategy '{strategy}'; valid: uniform, every_other, first, last")
 
 
+def _layer_pattern(config: Any) -> re.Pattern:
+    path, _ = layer_list(config)
+    return re.compile(rf"^(.*\b{re.escape(path)})\.(\d+)\.(.*)$")
+
+
+def _teacher_key(key: str, pattern: re.Pattern, layer_ids: list[int]) -> str:
+    """The teacher's name for a student parameter: student layer j is teacher layer layer_ids[j]."""
+    m = pattern.match(key)
+    return key if m is None else f"{m.group(1)}.{layer_ids[int(m.group(2))]}.{m.group(3)}"
+
+
+def _shrunk_config(teacher_config: Any, layers: int, **sizes: int | None) -> Any:
+    config = copy.deepcopy(teacher_config)
+    setattr(config, layer_list(config)[1], layers)
+    for key, value in sizes.items():
+        if value is not None:
+            if value > getattr(config, key):
+                raise KdnlpError(f"student {key} {value} is larger than the teacher's {getattr(config, key)}")
+            setattr(config, key, value)
+    return config
+
+
 def init_student(teacher, layer_ids: list[int]):
     """A model of the teacher's class holding copies of its embeddings, head and the layers `layer_ids`."""
-    path, field = layer_list(teacher.config)
+    _, field = layer_list(teacher.config)
     n = getattr(teacher.config, field)
     if any(not 0 <= i < n for i in layer_ids):
         raise KdnlpError(f"bad layer list {layer_ids}: the teacher has layers 0..{n - 1}")
-    config = copy.deepcopy(teacher.config)
-    setattr(config, field, len(layer_ids))
-    student = type(teacher)(config)
-    new_index = {old: new for new, old in enumerate(layer_ids)}
-    pattern = re.compile(rf"^(.*\b{re.escape(path)})\.(\d+)\.(.*)$")
-    state = {}
-    for key, value in teacher.state_dict().items():
-        m = pattern.match(key)
-        if m is None:
-            state[key] = value
-        elif int(m.group(2)) in new_index:
-            state[f"{m.group(1)}.{new_index[int(m.group(2))]}.{m.group(3)}"] = value
+    student = type(teacher)(_shrunk_config(teacher.config, len(layer_ids)))
+    pattern, teacher_state = _layer_pattern(teacher.config), teacher.state_dict()
+    state = {key: teacher_state[_teacher_key(key, pattern, layer_ids)] for key in student.state_dict()}
     student.load_state_dict(state, strict=True)
     return student.to(teacher.dtype)
+
+
+def narrow_student(teacher, layer_ids: list[int], init: str = "truncate", hidden_size: int | None = None,
+                   num_attention_heads: int | None = None, intermediate_size: int | None = None):
+    """A student of the teacher's class with fewer layers and a smaller width, as TinyBERT's students are.
+
+    `truncate` starts each weight from the leading rows/columns of the matching teacher weight (layer j from
+    teacher layer layer_ids[j]); `random` keeps the fresh initialisation.
+    """
+    config = _shrunk_config(teacher.config, len(layer_ids), hidden_size=hidden_size,
+                            num_attention_heads=num_attention_heads, intermediate_size=intermediate_size)
+    student = type(teacher)(config)
+    if init == "truncate":
+        pattern, teacher_state = _layer_pattern(teacher.config), teacher.state_dict()
+        state = {
+            key: teacher_state[_teacher_key(key, pattern, layer_ids)][tuple(slice(0, n) for n in value.shape)].clone()
+            for key, value in student.state_dict().items()
+        }
+        student.load_state_dict(state, strict=True)
+    elif init != "random":
+        raise KdnlpError(f"unknown student init '{init}'; valid: copy, truncate, random")
+    return student.to(teacher.dtype)
+
+
+def build_student(teacher, spec) -> tuple[Any, list[int]]:
+    """The student a recipe's `student` section describes, and the teacher layers it starts from."""
+    _, field = layer_list(teacher.config)
+    ids = select_layers(getattr(teacher.config, field), spec.layers, spec.strategy)
+    if spec.init == "copy":
+        return init_student(teacher, ids), ids
+    sizes = {k: getattr(spec, k) for k in ("hidden_size", "num_attention_heads", "intermediate_size")}
+    return narrow_student(teacher, ids, spec.init, **sizes), ids
 
 
 def load_teacher_model(name: str):
@@ -93,17 +138,18 @@ def load_teacher_model(name: str):
     return _load(cls.from_pretrained, name)
 
 
-def init_student_folder(teacher: str, output_dir: str, layers: int | list[int], strategy: str = "uniform",
-                        overwrite: bool = False) -> list[int]:
-    """Writes a student built from `teacher`'s layers (and its tokenizer) as a model folder; returns the layers."""
+def init_student_folder(teacher: str, output_dir: str, layers: int | list[int] = 3, strategy: str = "uniform",
+                        overwrite: bool = False, **spec: Any) -> list[int]:
+    """Writes the student `StudentSpec(layers, strategy, **spec)` of `teacher` (and its tokenizer) as a model
+    folder; returns the teacher layers it starts from."""
+    from kdnlp.config import from_dict
     from kdnlp.models import load_tokenizer
+    from kdnlp.recipe import StudentSpec
     from kdnlp.run import RunFolder
 
+    student_spec = from_dict(StudentSpec, {"layers": layers, "strategy": strategy, **spec}, "student")
     folder = RunFolder(output_dir, overwrite)
-    model = load_teacher_model(teacher)
-    _, field = layer_list(model.config)
-    ids = select_layers(getattr(model.config, field), layers, strategy)
-    student = init_student(model, ids)
+    student, ids = build_student(load_teacher_model(teacher), student_spec)
     work = folder.start()
     student.save_pretrained(work)
     load_tokenizer(teacher).save_pretrained(work)

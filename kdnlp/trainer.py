@@ -6,15 +6,31 @@ only; it is never `self.model`, so it is neither optimised nor saved. Parameters
 """
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from typing import Any
 
 import torch
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from kdnlp.errors import KdnlpError
 from kdnlp.losses import CompositeLoss
+
+
+#: File in each checkpoint holding the loss terms' parameters (projections), so a resumed stage gets them back.
+LOSS_STATE = "kdnlp_loss.pt"
+
+
+class _ZeroLossGrads(TrainerCallback):
+    """The Trainer zeroes only the model's gradients after each optimizer step; without this the loss terms'
+    parameters (projections) would keep accumulating gradients over the whole run."""
+
+    def __init__(self, loss: torch.nn.Module):
+        self.loss = loss
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.loss.zero_grad(set_to_none=True)
 
 
 class DistillationTrainer(Trainer):
@@ -26,6 +42,7 @@ class DistillationTrainer(Trainer):
         # The Trainer counts the examples of all accumulated micro-batches only for models that take loss kwargs.
         self.model_accepts_loss_kwargs = True
         self.distill_loss = loss.to(self.args.device)
+        self.add_callback(_ZeroLossGrads(self.distill_loss))
         self.teacher = None
         if loss.uses_teacher:
             if teacher is None:
@@ -42,6 +59,16 @@ class DistillationTrainer(Trainer):
         if extra and not any(p is e for g in optimizer.param_groups for p in g["params"] for e in extra):
             optimizer.add_param_group({"params": extra, "weight_decay": 0.0})
         return optimizer
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        super()._save_optimizer_and_scheduler(output_dir)
+        if self.args.should_save and any(True for _ in self.distill_loss.parameters()):
+            torch.save(self.distill_loss.state_dict(), os.path.join(output_dir, LOSS_STATE))
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        if checkpoint is not None and os.path.isfile(path := os.path.join(checkpoint, LOSS_STATE)):
+            self.distill_loss.load_state_dict(torch.load(path, map_location=self.args.device))
+        super()._load_optimizer_and_scheduler(checkpoint)
 
     def _output_kwargs(self) -> dict[str, bool]:
         needs = self.distill_loss.needs

@@ -12,14 +12,16 @@ from kdnlp.losses import LOSSES, CompositeLoss, LossContext
 from kdnlp.losses.cosine import masked_cosine_loss
 from kdnlp.losses.hinton import soft_target_kl
 
-CFG = SimpleNamespace(hidden_size=8, num_hidden_layers=2)
+CFG = SimpleNamespace(hidden_size=8, num_hidden_layers=2, num_attention_heads=2)
 
 
 def outputs(seed: int, requires_grad: bool = False, num_labels: int = 3):
     g = torch.Generator().manual_seed(seed)
     logits = torch.randn(4, num_labels, generator=g, requires_grad=requires_grad)
     hidden = tuple(torch.randn(4, 5, 8, generator=g, requires_grad=requires_grad) for _ in range(3))
-    return SimpleNamespace(logits=logits, hidden_states=hidden)
+    scores = [torch.randn(4, 2, 5, 5, generator=g, requires_grad=requires_grad) for _ in range(2)]
+    attentions = tuple(x.softmax(-1) for x in scores)
+    return SimpleNamespace(logits=logits, hidden_states=hidden, attentions=attentions, leaves=[logits, *hidden, *scores])
 
 
 BATCH = {"labels": torch.tensor([0, 2, 1, 1]), "attention_mask": torch.tensor([[1] * 5, [1] * 3 + [0] * 2, [1] * 5, [1] * 4 + [0]])}
@@ -42,14 +44,13 @@ def test_zero_when_student_equals_teacher(name, num_labels):
 @pytest.mark.parametrize("num_labels", [3, 1])
 def test_positive_with_finite_gradients_to_the_student_only(name, num_labels):
     s, t = outputs(1, requires_grad=True, num_labels=num_labels), outputs(2, num_labels=num_labels)
-    teacher_leaves = [t.logits, *t.hidden_states]
     loss = make(name, num_labels)(s, t, BATCH)
     assert loss.dtype == torch.float32 and loss.item() > 0
     loss.backward()
-    grads = [x.grad for x in (s.logits, *s.hidden_states) if x.grad is not None]
+    grads = [x.grad for x in s.leaves if x.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in grads)
-    assert all(x.grad is None for x in teacher_leaves)
+    assert all(x.grad is None for x in t.leaves)
 
 
 def test_hinton_matches_hand_computation():
@@ -120,3 +121,52 @@ def test_pkd_uses_its_layer_map():
     assert cls(cls.Config(layers="skip"), LossContext(3, cfg_s, cfg_t)).pairs == [(1, 2)]
     assert cls(cls.Config(layers="last"), LossContext(3, cfg_s, cfg_t)).pairs == [(1, 3)]
     assert cls(cls.Config(layers=[1, 4]), LossContext(3, cfg_s, cfg_t)).pairs == [(1, 1), (2, 4)]
+
+
+def test_tinybert_mse_terms_match_hand_computation_and_skip_padding():
+    from kdnlp.losses.tinybert import attention_mse, masked_mse
+
+    s = torch.tensor([[[1.0, 2.0], [3.0, 3.0], [100.0, 100.0]]])
+    t = torch.tensor([[[1.0, 0.0], [0.0, 3.0], [-5.0, 0.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    assert masked_mse(s, t, mask).item() == pytest.approx((4 + 9) / 4)
+    a = torch.tensor([[[[0.5, 0.5, 0.0], [0.2, 0.8, 0.0], [0.3, 0.3, 0.4]]]])
+    b = torch.tensor([[[[1.0, 0.0, 0.0], [0.2, 0.8, 0.0], [0.9, 0.1, 0.0]]]])
+    assert attention_mse(a, b, mask).item() == pytest.approx((0.25 + 0.25) / 4)
+    # different head counts: the head-averaged maps are compared
+    two = torch.cat([a, b], dim=1)
+    assert attention_mse(two, (a + b) / 2, mask).item() == pytest.approx(0.0)
+
+
+def test_tinybert_projections_bridge_hidden_sizes_and_get_gradients():
+    narrow = SimpleNamespace(hidden_size=4, num_hidden_layers=2, num_attention_heads=1)
+    ctx = LossContext(3, narrow, CFG)
+    t = outputs(6)
+    g = torch.Generator().manual_seed(7)
+    s = SimpleNamespace(hidden_states=tuple(torch.randn(4, 5, 4, generator=g, requires_grad=True) for _ in range(3)),
+                        attentions=tuple(torch.rand(4, 1, 5, 5, generator=g).softmax(-1) for _ in range(2)))
+    for name, extra in (("tinybert_hidden", {}), ("tinybert_hidden", {"shared_projection": True}), ("tinybert_embedding", {})):
+        cls = LOSSES.get(name)
+        loss = cls(cls.Config(**extra), ctx)
+        params = list(loss.parameters())
+        assert params and all(p.shape[0] == 8 for p in params if p.dim() == 2)
+        expected = 1 if extra or name == "tinybert_embedding" else 2
+        assert sum(p.dim() == 2 for p in params) == expected
+        value = loss(s, t, BATCH)
+        value.backward()
+        assert value.item() > 0 and all(p.grad is not None and torch.isfinite(p.grad).all() for p in params)
+    attn = LOSSES.get("tinybert_attention")
+    assert attn(attn.Config(), ctx)(s, t, BATCH).item() > 0  # 1 student head vs 2 teacher heads
+
+
+def test_tinybert_prediction_is_kl_without_t_squared():
+    from kdnlp.losses.hinton import soft_target_kl
+
+    s, t = outputs(8), outputs(9)
+    cls = LOSSES.get("tinybert_prediction")
+    value = cls(cls.Config(temperature=2.0), LossContext(3, CFG, CFG))(s, t, BATCH)
+    assert value.item() == pytest.approx(soft_target_kl(s.logits, t.logits, 2.0).item() / 4)
+    soft_ce = -(t.logits.softmax(-1) * s.logits.log_softmax(-1)).sum(-1).mean()
+    entropy = -(t.logits.softmax(-1) * t.logits.log_softmax(-1)).sum(-1).mean()
+    one = cls(cls.Config(), LossContext(3, CFG, CFG))(s, t, BATCH)
+    assert one.item() == pytest.approx((soft_ce - entropy).item(), rel=1e-5)

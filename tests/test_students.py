@@ -92,3 +92,35 @@ def test_unsupported_architecture_is_refused():
     model = GPT2ForSequenceClassification(GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=100))
     with pytest.raises(KdnlpError, match="does not support model type 'gpt2'; supported: bert"):
         init_student(model, [0])
+
+
+def test_narrow_student_truncates_teacher_weights_or_starts_at_random():
+    from kdnlp.students import narrow_student
+
+    teacher = tiny_classifier()
+    student = narrow_student(teacher, [1, 3], "truncate", hidden_size=16, num_attention_heads=2, intermediate_size=40)
+    c = student.config
+    assert (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size) == (2, 16, 2, 40)
+    t, s = teacher.state_dict(), student.state_dict()
+    assert torch.equal(s["bert.encoder.layer.1.intermediate.dense.weight"], t["bert.encoder.layer.3.intermediate.dense.weight"][:40, :16])
+    assert torch.equal(s["bert.embeddings.word_embeddings.weight"], t["bert.embeddings.word_embeddings.weight"][:, :16])
+    random = narrow_student(teacher, [1, 3], "random", hidden_size=16, num_attention_heads=2)
+    assert not torch.equal(random.state_dict()["bert.embeddings.word_embeddings.weight"], s["bert.embeddings.word_embeddings.weight"])
+    with torch.no_grad():
+        assert student(**inputs()).logits.shape == (3, 2)
+    with pytest.raises(KdnlpError, match="hidden_size 64 is larger than the teacher's 32"):
+        narrow_student(teacher, [0], "truncate", hidden_size=64)
+
+
+def test_student_spec_rules():
+    from kdnlp.config import from_dict
+    from kdnlp.recipe import StudentSpec
+    from kdnlp.students import build_student
+
+    with pytest.raises(KdnlpError, match="cannot copy the teacher's layers; set init: truncate or random"):
+        from_dict(StudentSpec, {"hidden_size": 16}, "student")
+    with pytest.raises(KdnlpError, match="hidden_size 30 is not a multiple of num_attention_heads 4"):
+        from_dict(StudentSpec, {"init": "random", "hidden_size": 30, "num_attention_heads": 4}, "student")
+    spec = from_dict(StudentSpec, {"layers": 2, "init": "truncate", "hidden_size": 16, "num_attention_heads": 2}, "student")
+    student, ids = build_student(tiny_classifier(), spec)
+    assert ids == [0, 3] and student.config.hidden_size == 16

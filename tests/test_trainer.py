@@ -101,3 +101,47 @@ def test_a_loss_needing_a_teacher_without_one_is_an_error(tmp_path, tokenizer):
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
     with pytest.raises(KdnlpError, match="needs a teacher"):
         DistillationTrainer(model=student, args=args, loss=composite(student, student, {"hinton": 1.0}))
+
+
+def test_projections_train_with_the_student_are_checkpointed_and_restored_but_never_exported(tmp_path, tokenizer):
+    from kdnlp.students import narrow_student
+    from kdnlp.trainer import LOSS_STATE
+
+    teacher = tiny_classifier(seed=1)
+    student = narrow_student(teacher, [1, 3], "truncate", hidden_size=16, num_attention_heads=2)
+    ctx = LossContext(2, student.config, teacher.config)
+    cls = LOSSES.get("tinybert_hidden")
+    loss = CompositeLoss({"tinybert_hidden": (1.0, cls(cls.Config(), ctx))})
+    before = [p.detach().clone() for p in loss.parameters()]
+
+    def trainer(steps, model, loss):
+        args = TrainingArguments(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, max_steps=steps,
+                                 save_steps=2, learning_rate=1e-2, report_to="none", use_cpu=True, seed=0)
+        return DistillationTrainer(model=model, args=args, loss=loss, teacher=teacher, train_dataset=dataset(),
+                                   data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)
+
+    first = trainer(2, student, loss)
+    first.train()
+    optimised = {id(p) for g in first.optimizer.param_groups for p in g["params"]}
+    assert {id(p) for p in loss.parameters()} <= optimised
+    assert all(not torch.equal(a, b) for a, b in zip(before, loss.parameters()))
+    checkpoint = tmp_path / "out" / "checkpoint-2"
+    saved = torch.load(checkpoint / LOSS_STATE)
+    assert all(torch.equal(saved[k], v) for k, v in loss.state_dict().items())
+    from safetensors.torch import load_file
+
+    assert not any("projs" in k for k in load_file(str(checkpoint / "model.safetensors")))
+
+    # resuming from step 2 gives the projections (and student) of an uninterrupted 3-step run
+    def fresh():
+        model = narrow_student(teacher, [1, 3], "truncate", hidden_size=16, num_attention_heads=2)
+        torch.manual_seed(5)
+        return model, CompositeLoss({"tinybert_hidden": (1.0, cls(cls.Config(), ctx))})
+
+    straight_model, straight_loss = fresh()
+    trainer(3, straight_model, straight_loss).train()
+    resumed_model, resumed_loss = fresh()
+    trainer(3, resumed_model, resumed_loss).train(resume_from_checkpoint=str(checkpoint))
+    for a, b in zip([*straight_loss.parameters(), *straight_model.parameters()],
+                    [*resumed_loss.parameters(), *resumed_model.parameters()]):
+        torch.testing.assert_close(a, b)

@@ -12,12 +12,17 @@ def init_student(
     output_dir: Annotated[str, typer.Option("--output-dir", "-o", help="Folder to write the student model to.")],
     layers: Annotated[Optional[str], typer.Option("--layers", help="Number of layers (e.g. 3) or explicit teacher layers (e.g. 0,2,5).")] = "3",
     strategy: Annotated[str, typer.Option("--strategy", help="How a layer count is chosen: uniform (DistilBERT's), every_other, first, last.")] = "uniform",
+    init: Annotated[str, typer.Option("--init", help="copy (the teacher's layers), or for narrower students truncate (leading rows/columns of the teacher's weights) or random.")] = "copy",
+    hidden_size: Annotated[Optional[int], typer.Option("--hidden-size", help="Narrower student: hidden size (needs --init truncate or random).")] = None,
+    heads: Annotated[Optional[int], typer.Option("--heads", help="Narrower student: attention heads.")] = None,
+    intermediate_size: Annotated[Optional[int], typer.Option("--intermediate-size", help="Narrower student: feed-forward size.")] = None,
     overwrite: o.Overwrite = False,
 ) -> None:
-    """Build a student from a teacher's embeddings, head and a subset of its encoder layers (DistilBERT-style)."""
+    """Build a student from a teacher: its embeddings, head and a subset of its layers (DistilBERT-style), or a narrower model."""
     from kdnlp.students import init_student_folder
 
-    ids = init_student_folder(teacher, output_dir, _parse_layers(layers), strategy, overwrite)
+    ids = init_student_folder(teacher, output_dir, _parse_layers(layers), strategy, overwrite, init=init,
+                              hidden_size=hidden_size, num_attention_heads=heads, intermediate_size=intermediate_size)
     typer.echo(f"wrote {output_dir}: teacher layers {ids}")
 
 

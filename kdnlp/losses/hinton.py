@@ -16,10 +16,15 @@ from kdnlp.errors import KdnlpError
 from kdnlp.losses.base import LOSSES, DistillationLoss
 
 
-def soft_target_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+def kl_at_temperature(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean over examples of KL(softmax(t/T) || softmax(s/T)), in float32 and log space."""
     s = F.log_softmax(student_logits.float() / temperature, dim=-1)
     t = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
-    return F.kl_div(s, t, log_target=True, reduction="batchmean") * temperature**2
+    return F.kl_div(s, t, log_target=True, reduction="batchmean")
+
+
+def soft_target_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    return kl_at_temperature(student_logits, teacher_logits, temperature) * temperature**2
 
 
 @dataclass

@@ -1,0 +1,167 @@
+"""TinyBERT's losses (Jiao et al. 2020, "TinyBERT: Distilling BERT for Natural Language Understanding").
+
+Intermediate-layer distillation matches, layer by mapped layer (kdnlp.layers, TinyBERT's map is `uniform`):
+- `tinybert_embedding`: MSE(E_S W_e, E_T) on the embedding outputs;
+- `tinybert_hidden`: MSE(H_S W_h, H_T) on each mapped layer's output;
+- `tinybert_attention`: MSE between the attention matrices of mapped layers.
+Prediction-layer distillation (`tinybert_prediction`) matches the teacher's temperature-softened outputs.
+
+Choices (the paper leaves them open or the released code differs):
+- Projections W are learnable linear maps from the student's hidden size to the teacher's, used only when
+  the sizes differ; `tinybert_hidden` has one per mapped layer, or one shared (`shared_projection: true`).
+  They are trained with the student, saved with each checkpoint, and never part of the exported student.
+- Padding is left out of every MSE (TinyBERT's code averages over padded positions too).
+- Attention: transformers exposes attention *probabilities* (post-softmax); TinyBERT's code matches the
+  pre-softmax scores with masked entries zeroed. Probabilities are bounded and need no extra hooks into the
+  model, and MiniLM's later work matches distributions too, so kdnlp matches probabilities over real
+  (query, key) pairs. With equal head counts each head is matched to its twin and the MSE is averaged over
+  heads; with different counts, the head-averaged maps are matched (a note is printed).
+- Prediction: TinyBERT's soft cross-entropy -sum softmax(t/T) log softmax(s/T) equals KL(t||s) plus the
+  teacher's entropy, a constant for the student: kdnlp reports the KL (same gradients, 0 at a perfect
+  match), with no T^2 factor, as in TinyBERT. Regression tasks: MSE to the teacher's predictions.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdnlp.errors import KdnlpError
+from kdnlp.layers import describe, layer_map, num_layers
+from kdnlp.losses.base import LOSSES, DistillationLoss
+from kdnlp.losses.hinton import kl_at_temperature
+
+PAPER = "Jiao et al. TinyBERT: Distilling BERT for Natural Language Understanding. Findings of EMNLP 2020. arXiv:1909.10351"
+
+
+def masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the hidden vectors of real tokens; inputs (batch, seq, hidden), mask (batch, seq)."""
+    mask = mask.to(torch.float32).unsqueeze(-1)
+    sq = (student.float() - teacher.float()).pow(2) * mask
+    return sq.sum() / (mask.sum() * student.shape[-1]).clamp(min=1.0)
+
+
+def attention_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """MSE between attention maps (batch, heads, seq, seq) over (query, key) pairs of real tokens, averaged over
+    heads; when head counts differ, between the head-averaged maps."""
+    if student.shape[1] != teacher.shape[1]:
+        student, teacher = student.mean(1, keepdim=True), teacher.mean(1, keepdim=True)
+    m = mask.to(torch.float32)
+    pairs = (m.unsqueeze(-1) * m.unsqueeze(-2)).unsqueeze(1)  # (batch, 1, seq, seq)
+    sq = (student.float() - teacher.float()).pow(2) * pairs
+    return sq.sum() / (pairs.sum() * student.shape[1]).clamp(min=1.0)
+
+
+def projection(student_size: int, teacher_size: int) -> nn.Module:
+    return nn.Identity() if student_size == teacher_size else nn.Linear(student_size, teacher_size)
+
+
+class _Mapped(DistillationLoss):
+    """A term over the (student layer, teacher layer) pairs of a layer map."""
+
+    paper = PAPER
+
+    def __init__(self, config, ctx):
+        super().__init__(config, ctx)
+        if ctx.teacher_config is None:
+            raise KdnlpError(f"the {self.name} loss needs a teacher")
+        self.pairs = layer_map(config.layers, num_layers(ctx.student_config), num_layers(ctx.teacher_config))
+        print(f"kdnlp: {self.name} layer map ({config.layers}): {describe(self.pairs)}", file=sys.stderr)
+
+
+@dataclass
+class EmbeddingConfig:
+    pass
+
+
+@LOSSES.register("tinybert_embedding")
+class EmbeddingLoss(DistillationLoss):
+    name = "tinybert_embedding"
+    paper = PAPER
+    Config = EmbeddingConfig
+    needs = frozenset({"hidden_states"})
+
+    def __init__(self, config, ctx):
+        super().__init__(config, ctx)
+        if ctx.teacher_config is None:
+            raise KdnlpError("the tinybert_embedding loss needs a teacher")
+        self.proj = projection(ctx.student_config.hidden_size, ctx.teacher_config.hidden_size)
+
+    def forward(self, student_out, teacher_out, batch):
+        return masked_mse(self.proj(student_out.hidden_states[0]), teacher_out.hidden_states[0], batch["attention_mask"])
+
+
+@dataclass
+class HiddenConfig:
+    layers: str | list[int] = "uniform"
+    shared_projection: bool = False
+
+
+@LOSSES.register("tinybert_hidden")
+class HiddenLoss(_Mapped):
+    name = "tinybert_hidden"
+    Config = HiddenConfig
+    needs = frozenset({"hidden_states"})
+
+    def __init__(self, config, ctx):
+        super().__init__(config, ctx)
+        sizes = (ctx.student_config.hidden_size, ctx.teacher_config.hidden_size)
+        count = 1 if config.shared_projection else len(self.pairs)
+        self.projs = nn.ModuleList(projection(*sizes) for _ in range(count))
+
+    def forward(self, student_out, teacher_out, batch):
+        mask = batch["attention_mask"]
+        losses = [
+            masked_mse(self.projs[i % len(self.projs)](student_out.hidden_states[s]), teacher_out.hidden_states[t], mask)
+            for i, (s, t) in enumerate(self.pairs)
+        ]
+        return torch.stack(losses).mean()
+
+
+@dataclass
+class AttentionConfig:
+    layers: str | list[int] = "uniform"
+
+
+@LOSSES.register("tinybert_attention")
+class AttentionLoss(_Mapped):
+    name = "tinybert_attention"
+    Config = AttentionConfig
+    needs = frozenset({"attentions"})
+
+    def __init__(self, config, ctx):
+        super().__init__(config, ctx)
+        hs, ht = ctx.student_config.num_attention_heads, ctx.teacher_config.num_attention_heads
+        if hs != ht:
+            print(f"kdnlp: student has {hs} attention heads, teacher {ht}: matching head-averaged maps", file=sys.stderr)
+
+    def forward(self, student_out, teacher_out, batch):
+        mask = batch["attention_mask"]
+        losses = [
+            attention_mse(student_out.attentions[s - 1], teacher_out.attentions[t - 1], mask) for s, t in self.pairs
+        ]
+        return torch.stack(losses).mean()
+
+
+@dataclass
+class PredictionConfig:
+    temperature: float = 1.0
+
+    def validate(self, where: str) -> None:
+        if self.temperature <= 0:
+            raise KdnlpError(f"bad value {self.temperature} for {where}.temperature: must be > 0")
+
+
+@LOSSES.register("tinybert_prediction")
+class PredictionLoss(DistillationLoss):
+    name = "tinybert_prediction"
+    paper = PAPER
+    Config = PredictionConfig
+
+    def forward(self, student_out, teacher_out, batch):
+        if self.ctx.regression:
+            return F.mse_loss(student_out.logits.float(), teacher_out.logits.float())
+        return kl_at_temperature(student_out.logits, teacher_out.logits, self.config.temperature)
