@@ -86,3 +86,19 @@ def test_init_student_keeping_every_layer_reproduces_minilm(minilm_path, tmp_pat
         assert torch.equal(a(**enc).last_hidden_state, b(**enc).last_hidden_state)
     assert kdnlp.init_student_folder("minilm-l6", str(tmp_path / "two"), [1, 4]) == [1, 4]
     assert AutoModel.from_pretrained(tmp_path / "two").config.num_hidden_layers == 2
+
+
+def test_tinybert_narrow_runs_both_stages_and_exports_a_plain_student(rte_teacher, glue_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    out = tmp_path / "tiny"
+    overrides = FAST + ["stages.intermediate.training.num_train_epochs=1", "stages.prediction.training.num_train_epochs=1",
+                        "student.hidden_size=192", "student.intermediate_size=384"]
+    metrics = kdnlp.run_recipe("tinybert-narrow", "rte", out, teacher=str(rte_teacher), data_dir=str(glue_dir),
+                               overrides=overrides, **SMALL)
+    assert list(metrics["stages"]) == ["intermediate", "prediction"]
+    student = AutoModelForSequenceClassification.from_pretrained(out / "model")
+    c = student.config
+    assert (c.num_hidden_layers, c.hidden_size, c.num_attention_heads) == (4, 192, 12)
+    assert not any("proj" in name for name, _ in student.named_parameters())
+    assert "accuracy" in metrics["metrics"]

@@ -14,9 +14,11 @@ def list_() -> None:
     """The recipes shipped with kdnlp."""
     from kdnlp import recipe
 
-    for name in recipe.available():
+    names = recipe.available()
+    width = max(map(len, names))
+    for name in names:
         data, _ = recipe.read(name)
-        typer.echo(f"{name:<12} {data.get('description', '')}")
+        typer.echo(f"{name:<{width}}  {data.get('description', '')}")
 
 
 @app.command("show")
