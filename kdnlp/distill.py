@@ -1,6 +1,7 @@
 """The run of a recipe: data -> models -> one DistillationTrainer per stage -> exported student + metrics."""
 from __future__ import annotations
 
+import json
 import platform
 import sys
 import time
@@ -13,6 +14,9 @@ from kdnlp import recipe as recipes
 from kdnlp.data.glue import GlueTask, encode, get_task, load_split
 from kdnlp.errors import KdnlpError
 from kdnlp.run import RunFolder, write_json
+
+#: Written in a stage's folder when the stage has finished, with its metrics.
+STAGE_DONE = "done.json"
 
 #: TrainingArguments kdnlp sets unless the recipe or --set says otherwise.
 DEFAULT_TRAINING: dict[str, Any] = {
@@ -71,11 +75,14 @@ def run_recipe(
     overwrite: bool = False,
     max_train_samples: int | None = None,
     max_eval_samples: int | None = None,
+    stage: str | None = None,
 ) -> dict[str, Any]:
-    """Runs every stage of `recipe` and writes the run folder `output_dir`; returns its metrics.
+    """Runs the stages of `recipe` and writes the run folder `output_dir`; returns its metrics.
 
     The trained model is `student` if given (a classifier, or an encoder that gets a new head), else a
-    student built from the teacher's layers as the recipe's `student` section says.
+    student built from the teacher's layers as the recipe's `student` section says. Stages finished by an
+    earlier, interrupted run with the same settings are not redone. With `stage`, only that stage runs (the
+    ones before it must have finished); the run folder is completed when its last stage has run.
     """
     import transformers
     from transformers import DataCollatorWithPadding
@@ -92,6 +99,8 @@ def run_recipe(
     if student is None and (teacher is None or rec.student is None):
         raise KdnlpError(f"recipe '{rec.name}' builds no student from a teacher; pass the model to train (--student)")
     run = RunFolder(output_dir, overwrite)
+    if stage is not None and stage not in [s.name for s in rec.stages]:
+        raise KdnlpError(f"unknown stage '{stage}' for recipe '{rec.name}'; valid: {', '.join(s.name for s in rec.stages)}")
     for name, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
         if value is not None and value < 1:
             raise KdnlpError(f"bad value {value} for {name}: must be at least 1")
@@ -118,26 +127,39 @@ def run_recipe(
         _say(f"student ({rec.student.init}): {len(ids)} layers from teacher layers {ids}, hidden {c.hidden_size}, "
              f"{c.num_attention_heads} heads")
         info["student_layers"] = ids
+    attention = None
     if any("attentions" in LOSSES.get(t.loss).needs for st in rec.stages for t in st.losses):
+        attention = "eager"  # sdpa returns no attention maps
         for model in filter(None, (teacher_model, student_model)):
-            model.set_attn_implementation("eager")  # sdpa returns no attention maps
+            model.set_attn_implementation(attention)
     info["params"] = {"student": num_params(student_model)}
     if teacher_model is not None:
         info["params"]["teacher"] = num_params(teacher_model)
 
+    args = {st.name: _training_args(run.work / "stages" / st.name, rec.stage_training(st)) for st in rec.stages}
     train_enc = encode(train, tokenizer, glue, rec.max_length)
     dev_enc = encode(dev, tokenizer, glue, rec.max_length)
-    work = run.start()
+    settings = {"recipe": rec.to_dict(), "task": glue.name, "teacher": teacher, "student": student,
+                "data_dir": data_dir, "max_train_samples": max_train_samples, "max_eval_samples": max_eval_samples}
+    work = run.start(settings)
     (work / "recipe.yaml").write_text(yaml.safe_dump(rec.to_dict(), sort_keys=False))
     started = time.time()
     stages: dict[str, Any] = {}
-    for stage in rec.stages:
+    for st in rec.stages:
+        folder = work / "stages" / st.name
+        if (folder / STAGE_DONE).is_file():
+            _say(f"stage '{st.name}' finished earlier: using its student")
+            stages[st.name] = json.loads((folder / STAGE_DONE).read_text())
+            student_model = type(student_model).from_pretrained(folder / "model", attn_implementation=attention)
+            continue
+        if stage is not None and st.name != stage:
+            raise KdnlpError(f"stage '{stage}' starts from stage '{st.name}', which has not run; run --stage {st.name} first")
         ctx = LossContext(glue.num_labels, student_model.config, getattr(teacher_model, "config", None))
-        loss = build_loss(stage, ctx)
-        _say(f"stage '{stage.name}': loss = {loss.formula()}")
+        loss = build_loss(st, ctx)
+        _say(f"stage '{st.name}': loss = {loss.formula()}")
         trainer = DistillationTrainer(
             model=student_model,
-            args=_training_args(work / "stages" / stage.name, rec.stage_training(stage)),
+            args=args[st.name],
             loss=loss,
             teacher=teacher_model,
             train_dataset=train_enc,
@@ -147,13 +169,22 @@ def run_recipe(
             compute_metrics=_metrics_fn(glue),
         )
         result = trainer.train()
-        stages[stage.name] = {"train": result.metrics, "eval": trainer.evaluate()}
+        stages[st.name] = {"train": result.metrics, "eval": trainer.evaluate()}
         student_model = trainer.model
+        student_model.save_pretrained(folder / "model")
+        write_json(folder / STAGE_DONE, stages[st.name])
+        if stage is not None:
+            break
 
+    last = list(stages)[-1]
+    final = {k.removeprefix("eval_"): v for k, v in stages[last]["eval"].items()}
+    metrics = {"task": glue.name, "split": "validation", "examples": len(dev), "metrics": final, "stages": stages,
+               "finished": len(stages) == len(rec.stages)}
+    if not metrics["finished"]:
+        _say(f"stopped after stage '{last}' as asked; the run waits in {work}/ (rerun to continue)")
+        return metrics
     student_model.save_pretrained(work / "model")
     tokenizer.save_pretrained(work / "model")
-    final = {k.removeprefix("eval_"): v for k, v in stages[rec.stages[-1].name]["eval"].items()}
-    metrics = {"task": glue.name, "split": "validation", "examples": len(dev), "metrics": final, "stages": stages}
     write_json(work / "metrics.json", metrics)
     info.update(
         train_examples=len(train),

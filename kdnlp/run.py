@@ -2,7 +2,9 @@
 
 So a crash never leaves a half-written model where a finished one is expected, and a run that
 replaces an old one (`--overwrite`) removes the old one only after the new one is complete.
-Layout: `model/` (a plain Hugging Face model folder), `recipe.yaml`, `run.json`, `metrics.json`, `stages/`.
+Layout: `model/` (a plain Hugging Face model folder), `recipe.yaml`, `run.json`, `metrics.json`,
+`settings.json`, and `stages/<name>/` (the Trainer's checkpoints, the stage's student in `model/`, and
+`done.json` once the stage has finished).
 """
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from kdnlp.errors import KdnlpError
+
+#: What a run was started with; a rerun with the same settings continues it.
+SETTINGS = "settings.json"
 
 
 def check_output_dir(path: Path, overwrite: bool) -> None:
@@ -32,10 +37,22 @@ class RunFolder:
         self.work = self.path.with_name(self.path.name + ".partial")
         check_output_dir(self.path, overwrite)
 
-    def start(self) -> Path:
+    def start(self, settings: dict[str, Any] | None = None) -> Path:
+        """The folder to build the run in. An interrupted run with the same `settings` is continued (its
+        finished stages are kept); one with other settings is discarded only with `overwrite`."""
         if self.work.exists():
-            shutil.rmtree(self.work)  # the leftovers of an interrupted run of this same folder
+            saved = self.work / SETTINGS
+            if settings is not None and saved.is_file() and json.loads(saved.read_text()) == settings:
+                return self.work
+            if not self.overwrite:
+                raise KdnlpError(
+                    f"'{self.work}' holds an interrupted run with other settings; rerun with the same settings to "
+                    "continue it, or pass --overwrite to discard it"
+                )
+            shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
+        if settings is not None:
+            write_json(self.work / SETTINGS, settings)
         return self.work
 
     def finish(self) -> Path:

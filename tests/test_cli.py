@@ -133,3 +133,30 @@ def test_distill_and_overwrite_replace_a_run_only_when_finished(folders):
     assert third.returncode == 0, third.stderr
     assert not (run / "marker").exists() and (run / "model" / "config.json").is_file()
     assert not (run.parent / "tiny-run.partial").exists()
+
+
+def test_stages_run_one_at_a_time_and_finished_stages_are_not_redone(folders, tmp_path):
+    import json
+
+    recipe = tmp_path / "two.yaml"
+    recipe.write_text("name: two\ndescription: two stages\nstudent: {layers: 2}\nmax_length: 16\n"
+                      "training: {max_steps: 2, per_device_train_batch_size: 4, eval_strategy: 'no', save_strategy: 'no'}\n"
+                      "stages:\n  - {name: first, losses: [{loss: cosine}]}\n  - {name: second, losses: [{loss: hinton}]}\n")
+    out = tmp_path / "run"
+    base = ["distill", "--recipe", recipe, "--teacher", folders["teacher"], "--task", "sst2",
+            "--data-dir", folders["glue"], "--output-dir", out]
+    assert_user_error(kdnlp(*base, "--stage", "third"), "unknown stage 'third'", "valid: first, second")
+    assert_user_error(kdnlp(*base, "--stage", "second"), "starts from stage 'first', which has not run")
+    first = kdnlp(*base, "--stage", "first")
+    assert first.returncode == 0, first.stderr
+    partial = tmp_path / "run.partial"
+    assert not out.exists() and (partial / "stages" / "first" / "done.json").is_file()
+    assert not (partial / "stages" / "second").exists()
+    done = (partial / "stages" / "first" / "done.json").read_text()
+    assert_user_error(kdnlp(*base, "--set", "max_length=20"), "interrupted run with other settings", "--overwrite")
+    rest = kdnlp(*base)
+    assert rest.returncode == 0, rest.stderr
+    assert "stage 'first' finished earlier" in rest.stderr and "stage 'second': loss" in rest.stderr
+    assert (out / "stages" / "first" / "done.json").read_text() == done  # not redone
+    assert list(json.loads((out / "metrics.json").read_text())["stages"]) == ["first", "second"]
+    assert not partial.exists()

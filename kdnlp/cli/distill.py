@@ -18,6 +18,7 @@ def distill(
     set_: o.Sets = None,
     max_train_samples: o.MaxTrain = None,
     max_eval_samples: o.MaxEval = None,
+    stage: Annotated[Optional[str], typer.Option("--stage", help="Run only this stage of a multi-stage recipe (earlier stages must have finished).")] = None,
     overwrite: o.Overwrite = False,
 ) -> None:
     """Distill a teacher into a student with a recipe; writes the student to OUTPUT_DIR/model and its metrics."""
@@ -25,5 +26,5 @@ def distill(
 
     result = run_recipe(recipe, task, output_dir, teacher=teacher, student=student, data_dir=data_dir,
                         overrides=set_ or [], overwrite=overwrite, max_train_samples=max_train_samples,
-                        max_eval_samples=max_eval_samples)
+                        max_eval_samples=max_eval_samples, stage=stage)
     typer.echo(_summary(result))
