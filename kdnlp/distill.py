@@ -76,13 +76,15 @@ def run_recipe(
     max_train_samples: int | None = None,
     max_eval_samples: int | None = None,
     stage: str | None = None,
+    text: list[str] | None = None,
 ) -> dict[str, Any]:
     """Runs the stages of `recipe` and writes the run folder `output_dir`; returns its metrics.
 
     The trained model is `student` if given (a classifier, or an encoder that gets a new head), else a
     student built from the teacher's layers as the recipe's `student` section says. Stages finished by an
     earlier, interrupted run with the same settings are not redone. With `stage`, only that stage runs (the
-    ones before it must have finished); the run folder is completed when its last stage has run.
+    ones before it must have finished); the run folder is completed when its last stage has run. Stages with
+    `data: text` train on the lines of the `text` files (capped by `max_train_samples`).
     """
     import transformers
     from transformers import DataCollatorWithPadding
@@ -99,6 +101,9 @@ def run_recipe(
     if student is None and (teacher is None or rec.student is None):
         raise KdnlpError(f"recipe '{rec.name}' builds no student from a teacher; pass the model to train (--student)")
     run = RunFolder(output_dir, overwrite)
+    text_stages = [s.name for s in rec.stages if s.data == "text"]
+    if text_stages and not text:
+        raise KdnlpError(f"stage '{text_stages[0]}' of recipe '{rec.name}' trains on unlabeled text; pass --text FILE")
     if stage is not None and stage not in [s.name for s in rec.stages]:
         raise KdnlpError(f"unknown stage '{stage}' for recipe '{rec.name}'; valid: {', '.join(s.name for s in rec.stages)}")
     for name, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
@@ -137,9 +142,13 @@ def run_recipe(
         info["params"]["teacher"] = num_params(teacher_model)
 
     args = {st.name: _training_args(run.work / "stages" / st.name, rec.stage_training(st)) for st in rec.stages}
-    train_enc = encode(train, tokenizer, glue, rec.max_length)
+    train_sets = {"task": encode(train, tokenizer, glue, rec.max_length)}
+    if text_stages:
+        from kdnlp.data.text import encode_text, load_text
+
+        train_sets["text"] = encode_text(load_text(text, max_train_samples, seed), tokenizer, rec.max_length)
     dev_enc = encode(dev, tokenizer, glue, rec.max_length)
-    settings = {"recipe": rec.to_dict(), "task": glue.name, "teacher": teacher, "student": student,
+    settings = {"recipe": rec.to_dict(), "task": glue.name, "teacher": teacher, "student": student, "text": text,
                 "data_dir": data_dir, "max_train_samples": max_train_samples, "max_eval_samples": max_eval_samples}
     work = run.start(settings)
     (work / "recipe.yaml").write_text(yaml.safe_dump(rec.to_dict(), sort_keys=False))
@@ -162,7 +171,7 @@ def run_recipe(
             args=args[st.name],
             loss=loss,
             teacher=teacher_model,
-            train_dataset=train_enc,
+            train_dataset=train_sets[st.data],
             eval_dataset=dev_enc,
             data_collator=DataCollatorWithPadding(tokenizer),
             processing_class=tokenizer,
@@ -187,7 +196,7 @@ def run_recipe(
     tokenizer.save_pretrained(work / "model")
     write_json(work / "metrics.json", metrics)
     info.update(
-        train_examples=len(train),
+        train_examples={name: len(ds) for name, ds in train_sets.items()},
         seconds=round(time.time() - started, 1),
         versions={"python": platform.python_version(), "torch": __import__("torch").__version__,
                   "transformers": transformers.__version__},

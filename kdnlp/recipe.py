@@ -59,9 +59,13 @@ class LossTerm:
 
 @dataclass
 class Stage:
+    """One training run of the student. `data: text` trains on unlabeled text (`--text` files) instead of the
+    task's train split: TinyBERT's general distillation, for losses that need no labels."""
+
     name: str
     losses: list[LossTerm]
     training: dict[str, Any] = field(default_factory=dict)
+    data: Literal["task", "text"] = "task"
 
 
 @dataclass
@@ -97,6 +101,7 @@ class Recipe:
                 "name": s.name,
                 "losses": [{"loss": t.loss, "name": t.name, "weight": t.weight, **t.params} for t in s.losses],
                 "training": dict(s.training),
+                "data": s.data,
             }
             for s in self.stages
         ]
@@ -242,9 +247,9 @@ def parse(data: dict[str, Any]) -> Recipe:
     for i, raw in enumerate(coerce(data["stages"], list, "stages")):
         if not isinstance(raw, dict):
             raise KdnlpError(f"stages[{i}] must be a mapping, got {raw!r}")
-        extra = [k for k in raw if k not in ("name", "losses", "training")]
+        extra = [k for k in raw if k not in ("name", "losses", "training", "data")]
         if extra:
-            raise KdnlpError(f"unknown key 'stages[{i}].{extra[0]}'; valid keys: name, losses, training")
+            raise KdnlpError(f"unknown key 'stages[{i}].{extra[0]}'; valid keys: name, losses, training, data")
         name = coerce(raw.get("name", f"stage{i + 1}"), str, f"stages[{i}].name")
         terms = [_parse_term(t, f"stages.{name}.losses[{j}]") for j, t in enumerate(raw.get("losses") or [])]
         if not terms:
@@ -252,7 +257,14 @@ def parse(data: dict[str, Any]) -> Recipe:
         dup = [t.name for t in terms if [u.name for u in terms].count(t.name) > 1]
         if dup:
             raise KdnlpError(f"stage '{name}' has two terms named '{dup[0]}'; give one of them a 'name'")
-        stages.append(Stage(name, terms, _check_training(raw.get("training") or {}, f"stages.{name}.training")))
+        source = coerce(raw.get("data", "task"), Literal["task", "text"], f"stages.{name}.data")
+        if source == "text":
+            from kdnlp.losses import LOSSES
+
+            labelled = [t.loss for t in terms if not LOSSES.get(t.loss).uses_teacher]
+            if labelled:
+                raise KdnlpError(f"stage '{name}' trains on unlabeled text, but its loss '{labelled[0]}' needs labels")
+        stages.append(Stage(name, terms, _check_training(raw.get("training") or {}, f"stages.{name}.training"), source))
     if len({s.name for s in stages}) != len(stages):
         raise KdnlpError("stage names must be unique")
     student = data.get("student")

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import kdnlp
+import kdnlp.errors
 
 pytestmark = pytest.mark.integration
 SMALL = {"max_train_samples": 64, "max_eval_samples": 64}
@@ -29,7 +30,7 @@ def test_finetune_writes_a_plain_model_folder(rte_teacher):
     assert model.config.num_hidden_layers == 6 and model.config.num_labels == 2
     assert model.config.id2label == {0: "entailment", 1: "not_entailment"}
     run = json.loads((rte_teacher / "run.json").read_text())
-    assert run["train_examples"] == 64 and run["recipe"] == "finetune"
+    assert run["train_examples"] == {"task": 64} and run["recipe"] == "finetune"
 
 
 @pytest.mark.parametrize("recipe, layers", [("distilbert", [0, 3, 5]), ("pkd-skip", [0, 1, 2])])
@@ -88,15 +89,19 @@ def test_init_student_keeping_every_layer_reproduces_minilm(minilm_path, tmp_pat
     assert AutoModel.from_pretrained(tmp_path / "two").config.num_hidden_layers == 2
 
 
-def test_tinybert_narrow_runs_both_stages_and_exports_a_plain_student(rte_teacher, glue_dir, tmp_path):
+def test_tinybert_narrow_runs_its_three_stages_and_exports_a_plain_student(rte_teacher, glue_dir, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
     out = tmp_path / "tiny"
-    overrides = FAST + ["stages.intermediate.training.num_train_epochs=1", "stages.prediction.training.num_train_epochs=1",
-                        "student.hidden_size=192", "student.intermediate_size=384"]
+    overrides = FAST + [f"stages.{s}.training.num_train_epochs=1" for s in ("general", "intermediate", "prediction")] + [
+        "student.hidden_size=192", "student.intermediate_size=384"]
+    text = glue_dir.parent / "seq2seq" / "opennmt_wmt_en_de_sample" / "src-val.txt"
+    with pytest.raises(kdnlp.errors.KdnlpError, match="stage 'general' .* trains on unlabeled text; pass --text"):
+        kdnlp.run_recipe("tinybert-narrow", "rte", out, teacher=str(rte_teacher), data_dir=str(glue_dir))
     metrics = kdnlp.run_recipe("tinybert-narrow", "rte", out, teacher=str(rte_teacher), data_dir=str(glue_dir),
-                               overrides=overrides, **SMALL)
-    assert list(metrics["stages"]) == ["intermediate", "prediction"]
+                               overrides=overrides, text=[str(text)], **SMALL)
+    assert list(metrics["stages"]) == ["general", "intermediate", "prediction"]
+    assert json.loads((out / "run.json").read_text())["train_examples"] == {"task": 64, "text": 64}
     student = AutoModelForSequenceClassification.from_pretrained(out / "model")
     c = student.config
     assert (c.num_hidden_layers, c.hidden_size, c.num_attention_heads) == (4, 192, 12)

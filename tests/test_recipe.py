@@ -109,3 +109,13 @@ def test_stage_overrides_reach_a_single_stage_recipe():
     r = recipe.load("hinton", ["stages.distill.training.num_train_epochs=2", "losses.hinton.temperature=3"])
     assert r.stages[0].training == {"num_train_epochs": 2}
     assert {t.name: t.params for t in r.stages[0].losses}["hinton"] == {"temperature": 3.0}
+
+
+def test_text_stages_take_only_label_free_losses(tmp_path):
+    ok = recipe.load("tinybert-narrow")
+    assert [s.data for s in ok.stages] == ["text", "task", "task"]
+    bad = "name: x\ndescription: y\nstages:\n  - {name: g, data: text, losses: [{loss: ce}]}\n"
+    with pytest.raises(KdnlpError, match="stage 'g' trains on unlabeled text, but its loss 'ce' needs labels"):
+        recipe.load(write(tmp_path, bad))
+    with pytest.raises(KdnlpError, match="bad value 'web' for stages.g.data; valid: task, text"):
+        recipe.load(write(tmp_path, bad.replace("data: text", "data: web")))

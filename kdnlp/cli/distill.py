@@ -19,6 +19,7 @@ def distill(
     max_train_samples: o.MaxTrain = None,
     max_eval_samples: o.MaxEval = None,
     stage: Annotated[Optional[str], typer.Option("--stage", help="Run only this stage of a multi-stage recipe (earlier stages must have finished).")] = None,
+    text: Annotated[Optional[list[str]], typer.Option("--text", help="Text file (one text per line) for stages that train on unlabeled text (general distillation). Repeatable.")] = None,
     overwrite: o.Overwrite = False,
 ) -> None:
     """Distill a teacher into a student with a recipe; writes the student to OUTPUT_DIR/model and its metrics."""
@@ -26,5 +27,5 @@ def distill(
 
     result = run_recipe(recipe, task, output_dir, teacher=teacher, student=student, data_dir=data_dir,
                         overrides=set_ or [], overwrite=overwrite, max_train_samples=max_train_samples,
-                        max_eval_samples=max_eval_samples, stage=stage)
+                        max_eval_samples=max_eval_samples, stage=stage, text=text)
     typer.echo(_summary(result))
