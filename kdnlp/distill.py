@@ -64,6 +64,30 @@ def _training_args(out: Path, settings: dict[str, Any]):
         raise KdnlpError(f"bad training settings: {str(e).splitlines()[0]}") from None
 
 
+def _train_stage(st: recipes.Stage, student, teacher, glue: GlueTask, args, train, dev, tokenizer):
+    """One stage: a DistillationTrainer with the stage's composite loss. Returns its metrics and the student."""
+    from transformers import DataCollatorWithPadding
+
+    from kdnlp.losses import LossContext
+    from kdnlp.trainer import DistillationTrainer
+
+    loss = build_loss(st, LossContext(glue.num_labels, student.config, getattr(teacher, "config", None)))
+    _say(f"stage '{st.name}': loss = {loss.formula()}")
+    trainer = DistillationTrainer(
+        model=student,
+        args=args,
+        loss=loss,
+        teacher=teacher,
+        train_dataset=train,
+        eval_dataset=dev,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=_metrics_fn(glue),
+    )
+    result = trainer.train()
+    return {"train": result.metrics, "eval": trainer.evaluate()}, trainer.model
+
+
 def run_recipe(
     recipe: str | recipes.Recipe,
     task: str,
@@ -87,12 +111,10 @@ def run_recipe(
     `data: text` train on the lines of the `text` files (capped by `max_train_samples`).
     """
     import transformers
-    from transformers import DataCollatorWithPadding
 
-    from kdnlp.losses import LOSSES, LossContext
+    from kdnlp.losses import LOSSES
     from kdnlp.models import check_classifier, check_same_vocab, load_classifier, load_tokenizer, num_params
     from kdnlp.students import build_student
-    from kdnlp.trainer import DistillationTrainer
 
     rec = recipe if isinstance(recipe, recipes.Recipe) else recipes.load(recipe, overrides)
     glue = get_task(task)
@@ -160,29 +182,15 @@ def run_recipe(
             _say(f"stage '{st.name}' finished earlier: using its student")
             stages[st.name] = json.loads((folder / STAGE_DONE).read_text())
             student_model = type(student_model).from_pretrained(folder / "model", attn_implementation=attention)
-            continue
-        if stage is not None and st.name != stage:
+        elif stage is not None and st.name != stage:
             raise KdnlpError(f"stage '{stage}' starts from stage '{st.name}', which has not run; run --stage {st.name} first")
-        ctx = LossContext(glue.num_labels, student_model.config, getattr(teacher_model, "config", None))
-        loss = build_loss(st, ctx)
-        _say(f"stage '{st.name}': loss = {loss.formula()}")
-        trainer = DistillationTrainer(
-            model=student_model,
-            args=args[st.name],
-            loss=loss,
-            teacher=teacher_model,
-            train_dataset=train_sets[st.data],
-            eval_dataset=dev_enc,
-            data_collator=DataCollatorWithPadding(tokenizer),
-            processing_class=tokenizer,
-            compute_metrics=_metrics_fn(glue),
-        )
-        result = trainer.train()
-        stages[st.name] = {"train": result.metrics, "eval": trainer.evaluate()}
-        student_model = trainer.model
-        student_model.save_pretrained(folder / "model")
-        write_json(folder / STAGE_DONE, stages[st.name])
-        if stage is not None:
+        else:
+            stages[st.name], student_model = _train_stage(
+                st, student_model, teacher_model, glue, args[st.name], train_sets[st.data], dev_enc, tokenizer
+            )
+            student_model.save_pretrained(folder / "model")
+            write_json(folder / STAGE_DONE, stages[st.name])
+        if st.name == stage:
             break
 
     last = list(stages)[-1]

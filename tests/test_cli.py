@@ -149,6 +149,8 @@ def test_stages_run_one_at_a_time_and_finished_stages_are_not_redone(folders, tm
     assert_user_error(kdnlp(*base, "--stage", "second"), "starts from stage 'first', which has not run")
     first = kdnlp(*base, "--stage", "first")
     assert first.returncode == 0, first.stderr
+    again = kdnlp(*base, "--stage", "first")  # already finished: nothing is redone, nothing else runs
+    assert again.returncode == 0 and "stage 'first' finished earlier" in again.stderr and "loss =" not in again.stderr
     partial = tmp_path / "run.partial"
     assert not out.exists() and (partial / "stages" / "first" / "done.json").is_file()
     assert not (partial / "stages" / "second").exists()
