@@ -1,7 +1,7 @@
 """kdnlp: distill Hugging Face transformers into small, fast students.
 
 The Python API mirrors the CLI: `finetune`, `run_recipe` (distill), `init_student_folder`,
-`evaluate_models`. They are imported on first use, so `import kdnlp` stays light.
+`evaluate_models`, `augment_glue`. They are imported on first use, so `import kdnlp` stays light.
 """
 __version__ = "0.1.0"
 
@@ -10,6 +10,7 @@ _API = {
     "run_recipe": "kdnlp.distill",
     "init_student_folder": "kdnlp.students",
     "evaluate_models": "kdnlp.evaluation",
+    "augment_glue": "kdnlp.augment",
     "DistillationTrainer": "kdnlp.trainer",
 }
 

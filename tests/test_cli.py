@@ -28,7 +28,7 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> N
 
 def test_help_lists_every_command():
     out = kdnlp("--help").stdout
-    for command in ("finetune", "init-student", "distill", "eval", "recipes"):
+    for command in ("finetune", "init-student", "distill", "eval", "recipes", "augment"):
         assert command in out
 
 

@@ -174,3 +174,35 @@ def encode(ds: "datasets.Dataset", tokenizer, task: GlueTask, max_length: int) -
         return enc
 
     return ds.map(tok, batched=True, remove_columns=ds.column_names, desc=f"tokenising {task.name}")
+
+
+#: Tasks whose GLUE files write labels as names; the others write class indices (or STS-B scores).
+_NAMED_LABELS = frozenset({"mnli", "mnli-mm", "qnli", "rte"})
+_SPACES = str.maketrans("\t\r\n", "   ")
+
+
+def write_tsv(task: GlueTask, columns: dict[str, list], path: Path) -> None:
+    """Columns as `read_tsv` returns them (the task's text keys and `label`) as a GLUE TSV that `read_tsv` reads back.
+
+    The header holds the task's TSV column names and label column, labels are written as GLUE's own files write them,
+    and a split without labels (all -1) gets no label column. There is no quoting, so tabs and line breaks inside
+    texts become spaces.
+    """
+    labels = columns["label"]
+    labeled = any(label != -1 for label in labels)
+    rows = ["\t".join([*task.columns, task.label_column] if labeled else task.columns)]
+    for i, label in enumerate(labels):
+        fields = [str(columns[key][i]).translate(_SPACES) for key in task.keys]
+        if labeled:
+            fields.append(_label_text(task, label, i))
+        rows.append("\t".join(fields))
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def _label_text(task: GlueTask, label: int | float, row: int) -> str:
+    if task.regression:
+        return str(float(label))
+    if label not in range(len(task.labels)):
+        valid = f"0..{len(task.labels) - 1}"
+        raise KdnlpError(f"row {row + 1}: label {label!r} is not a {task.name} class index (valid: {valid})")
+    return task.labels[int(label)] if task.name in _NAMED_LABELS else str(int(label))
