@@ -32,7 +32,7 @@ from torch import nn
 from kdnlp.errors import KdnlpError
 from kdnlp.layers import describe, layer_map, num_layers
 from kdnlp.losses.base import LOSSES, DistillationLoss
-from kdnlp.losses.hinton import kl_at_temperature
+from kdnlp.losses.hinton import HintonConfig, kl_at_temperature
 
 PAPER = "Jiao et al. TinyBERT: Distilling BERT for Natural Language Understanding. Findings of EMNLP 2020. arXiv:1909.10351"
 
@@ -147,12 +147,8 @@ class AttentionLoss(_Mapped):
 
 
 @dataclass
-class PredictionConfig:
-    temperature: float = 1.0
-
-    def validate(self, where: str) -> None:
-        if self.temperature <= 0:
-            raise KdnlpError(f"bad value {self.temperature} for {where}.temperature: must be > 0")
+class PredictionConfig(HintonConfig):
+    temperature: float = 1.0  # TinyBERT's default
 
 
 @LOSSES.register("tinybert_prediction")
