@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -65,7 +66,8 @@ def test_eval_compares_models_with_speed(rte_teacher, glue_dir, tmp_path):
 
     lines = format_table(result).splitlines()
     assert lines[1].startswith("| model | accuracy | % of first | params (M) | latency b1 (ms)")
-    assert len(lines) == 5 and "100.0%" in lines[3] and "1.00x" in lines[4]
+    assert len(lines) == 5 and "100.0%" in lines[3] and lines[3].endswith("| 1.00x | 1.00x |")  # the reference row
+    assert re.search(r"\| \d+\.\d\dx \| \d+\.\d\dx \|$", lines[4])  # timings vary: only their format is fixed
 
 
 def test_stsb_regression_end_to_end(glue_dir, tmp_path):
