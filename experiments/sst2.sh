@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The SST-2 result of docs/results.md: teacher MiniLM-L6 fine-tuned on the full SST-2 train set, then
 # 3-layer students initialised from its layers: (b) no teacher, (c) hinton, (d) distilbert; then eval.
-# Usage: experiments/sst2.sh [GLUE_DIR] [OUT]     (about 1.5 h on 2 CPU cores)
+# Usage: experiments/sst2.sh [GLUE_DIR] [OUT]     (about 2 h 15 min on 2 CPU cores)
 set -euo pipefail
 GLUE_DIR=${1:-../shared/data/glue}
 OUT=${2:-runs/sst2}
