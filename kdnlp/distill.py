@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from kdnlp import recipe as recipes
-from kdnlp.data.glue import GlueTask, encode, get_task, load_split
+from kdnlp.data.glue import GlueTask, encode, get_task, load_split, require_labels
 from kdnlp.errors import KdnlpError
 from kdnlp.run import RunFolder, write_json
 
@@ -140,8 +140,7 @@ def run_recipe(
         check_same_vocab(load_tokenizer(teacher), tokenizer, teacher, student)
     train = load_split(glue, "train", data_dir, max_train_samples, seed)
     dev = load_split(glue, "validation", data_dir, max_eval_samples, seed)
-    if -1 in dev["label"][:1]:
-        raise KdnlpError(f"the {glue.name} validation file has no labels")
+    require_labels(dev, glue, "validation")
 
     transformers.set_seed(seed)
     teacher_model = load_classifier(teacher, glue, require_head=True) if teacher is not None else None

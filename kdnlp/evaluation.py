@@ -5,7 +5,7 @@ import statistics
 import time
 from typing import Any
 
-from kdnlp.data.glue import GlueTask, encode, get_task, load_split
+from kdnlp.data.glue import GlueTask, encode, get_task, load_split, require_labels
 from kdnlp.errors import KdnlpError
 
 
@@ -26,7 +26,7 @@ def predict(model, tokenizer, dataset, batch_size: int = 64):
     return np.concatenate(out)
 
 
-def measure_speed(model, tokenizer, texts: list, repeats: int = 3) -> dict[str, float]:
+def measure_speed(model, tokenizer, texts: list, max_length: int = 128, repeats: int = 3) -> dict[str, float]:
     """Median latency (ms) of one example at a time, and examples/s in batches of 32, on real inputs.
 
     `texts` are tuples of the task's text fields; at least 32 are needed.
@@ -38,7 +38,7 @@ def measure_speed(model, tokenizer, texts: list, repeats: int = 3) -> dict[str, 
     model.eval()
 
     def run(batch):
-        enc = tokenizer(*zip(*batch), truncation=True, max_length=128, padding=True, return_tensors="pt")
+        enc = tokenizer(*zip(*batch), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
         model(**{k: v.to(model.device) for k, v in enc.items()})
 
     with torch.inference_mode():
@@ -77,8 +77,7 @@ def evaluate_models(
 
     glue: GlueTask = get_task(task)
     ds = load_split(glue, split, data_dir, max_samples)
-    if ds["label"] and ds["label"][0] == -1:
-        raise KdnlpError(f"the {glue.name} {split} split has no labels; evaluate on 'validation'")
+    require_labels(ds, glue, split)
     texts = list(zip(*(ds[k] for k in glue.keys)))
     rows = []
     for name in names:
@@ -88,7 +87,7 @@ def evaluate_models(
         scores = metrics.compute(glue, logits, ds["label"])
         row = {"model": name, "metrics": scores, "score": metrics.task_score(glue, scores), "params": num_params(model)}
         if speed:
-            row.update(measure_speed(model, tokenizer, texts))
+            row.update(measure_speed(model, tokenizer, texts, max_length))
         rows.append(row)
     ref = rows[0]
     for row in rows:

@@ -165,6 +165,12 @@ def load_split(task: GlueTask, split: str, data_dir: str | None = None, max_samp
     return ds
 
 
+def require_labels(ds: "datasets.Dataset", task: GlueTask, split: str) -> None:
+    """Scores need gold labels: GLUE test splits have none (label -1)."""
+    if len(ds) and ds[0]["label"] == -1:
+        raise KdnlpError(f"the {task.name} {split} split has no labels; use 'validation' (or 'train')")
+
+
 def encode(ds: "datasets.Dataset", tokenizer, task: GlueTask, max_length: int) -> "datasets.Dataset":
     """Tokenised (unpadded: batches are padded dynamically) with a `labels` column."""
 

@@ -1,12 +1,15 @@
 """The interface every distillation loss implements."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from kdnlp.errors import KdnlpError
+from kdnlp.layers import describe, layer_map, num_layers
 from kdnlp.registry import Registry
 
 
@@ -49,6 +52,18 @@ class DistillationLoss(nn.Module):
         """The term as it appears in the printed formula, e.g. ``hinton(temperature=2.0)``."""
         fields = ", ".join(f"{k}={v}" for k, v in vars(self.config).items())
         return f"{self.name}({fields})" if fields else self.name
+
+
+class MappedLoss(DistillationLoss):
+    """A term over the (student layer, teacher layer) pairs of the layer map its config's `layers` names
+    (kdnlp.layers); the map is printed when the term is built."""
+
+    def __init__(self, config: Any, ctx: LossContext):
+        super().__init__(config, ctx)
+        if ctx.teacher_config is None:
+            raise KdnlpError(f"the {self.name} loss needs a teacher")
+        self.pairs = layer_map(config.layers, num_layers(ctx.student_config), num_layers(ctx.teacher_config))
+        print(f"kdnlp: {self.name} layer map ({config.layers}): {describe(self.pairs)}", file=sys.stderr)
 
 
 LOSSES: Registry[type[DistillationLoss]] = Registry("loss")

@@ -8,15 +8,13 @@ dimension, averaged over the examples and the mapped layers. PKD-Skip and PKD-La
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from kdnlp.errors import KdnlpError
-from kdnlp.layers import describe, layer_map, num_layers
-from kdnlp.losses.base import LOSSES, DistillationLoss
+from kdnlp.losses.base import LOSSES, MappedLoss
 
 
 def normalised_cls_mse(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
@@ -34,7 +32,7 @@ class PKDConfig:
 
 
 @LOSSES.register("pkd")
-class PKDLoss(DistillationLoss):
+class PKDLoss(MappedLoss):
     name = "pkd"
     paper = "Sun, Cheng, Gan, Liu. Patient Knowledge Distillation for BERT Model Compression. EMNLP 2019. arXiv:1908.09355"
     Config = PKDConfig
@@ -42,15 +40,11 @@ class PKDLoss(DistillationLoss):
 
     def __init__(self, config, ctx):
         super().__init__(config, ctx)
-        if ctx.teacher_config is None:
-            raise KdnlpError("the pkd loss needs a teacher")
         s, t = ctx.student_config.hidden_size, ctx.teacher_config.hidden_size
         if s != t:
             raise KdnlpError(f"the pkd loss compares [CLS] vectors of equal size, but the student has {s} and the teacher {t}")
-        self.pairs = layer_map(config.layers, num_layers(ctx.student_config), num_layers(ctx.teacher_config))
         if not self.pairs:
             raise KdnlpError(f"layer map '{config.layers}' maps no layers for a 1-layer student; use uniform or a list")
-        print(f"kdnlp: pkd layer map ({config.layers}): {describe(self.pairs)}", file=sys.stderr)
 
     def forward(self, student_out, teacher_out, batch):
         return normalised_cls_mse(

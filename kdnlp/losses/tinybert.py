@@ -30,8 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdnlp.errors import KdnlpError
-from kdnlp.layers import describe, layer_map, num_layers
-from kdnlp.losses.base import LOSSES, DistillationLoss
+from kdnlp.losses.base import LOSSES, DistillationLoss, MappedLoss
 from kdnlp.losses.hinton import HintonConfig, kl_at_temperature
 
 PAPER = "Jiao et al. TinyBERT: Distilling BERT for Natural Language Understanding. Findings of EMNLP 2020. arXiv:1909.10351"
@@ -57,19 +56,6 @@ def attention_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tens
 
 def projection(student_size: int, teacher_size: int) -> nn.Module:
     return nn.Identity() if student_size == teacher_size else nn.Linear(student_size, teacher_size)
-
-
-class _Mapped(DistillationLoss):
-    """A term over the (student layer, teacher layer) pairs of a layer map."""
-
-    paper = PAPER
-
-    def __init__(self, config, ctx):
-        super().__init__(config, ctx)
-        if ctx.teacher_config is None:
-            raise KdnlpError(f"the {self.name} loss needs a teacher")
-        self.pairs = layer_map(config.layers, num_layers(ctx.student_config), num_layers(ctx.teacher_config))
-        print(f"kdnlp: {self.name} layer map ({config.layers}): {describe(self.pairs)}", file=sys.stderr)
 
 
 @dataclass
@@ -101,8 +87,9 @@ class HiddenConfig:
 
 
 @LOSSES.register("tinybert_hidden")
-class HiddenLoss(_Mapped):
+class HiddenLoss(MappedLoss):
     name = "tinybert_hidden"
+    paper = PAPER
     Config = HiddenConfig
     needs = frozenset({"hidden_states"})
 
@@ -127,8 +114,9 @@ class AttentionConfig:
 
 
 @LOSSES.register("tinybert_attention")
-class AttentionLoss(_Mapped):
+class AttentionLoss(MappedLoss):
     name = "tinybert_attention"
+    paper = PAPER
     Config = AttentionConfig
     needs = frozenset({"attentions"})
 
