@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import yaml
 
 from kdnlp import recipe as recipes
 from kdnlp.data.glue import GlueTask, encode, get_task, load_split, require_labels
-from kdnlp.errors import KdnlpError
+from kdnlp.errors import KdnlpError, say
 from kdnlp.run import RunFolder, write_json
 
 #: Written in a stage's folder when the stage has finished, with its metrics.
@@ -28,10 +29,6 @@ DEFAULT_TRAINING: dict[str, Any] = {
     "per_device_eval_batch_size": 64,
     "seed": 42,
 }
-
-
-def _say(msg: str) -> None:
-    print(f"kdnlp: {msg}", file=sys.stderr, flush=True)
 
 
 def _metrics_fn(task: GlueTask):
@@ -57,22 +54,34 @@ def _training_args(out: Path, settings: dict[str, Any]):
     import torch
     from transformers import TrainingArguments
 
-    defaults = {**DEFAULT_TRAINING, "dataloader_pin_memory": torch.cuda.is_available()}
+    gpu = torch.accelerator.is_available()
+    defaults = {**DEFAULT_TRAINING, "dataloader_pin_memory": gpu, "use_cpu": not gpu}
     try:
         return TrainingArguments(output_dir=str(out), **{**defaults, **settings})
     except (ValueError, TypeError) as e:
         raise KdnlpError(f"bad training settings: {str(e).splitlines()[0]}") from None
 
 
-def _train_stage(st: recipes.Stage, student, teacher, glue: GlueTask, args, train, dev, tokenizer):
-    """One stage: a DistillationTrainer with the stage's composite loss. Returns its metrics and the student."""
+def last_checkpoint(folder: Path) -> str | None:
+    """The newest complete checkpoint in `folder`. The Trainer writes `trainer_state.json` last, so a checkpoint
+    without it was cut short (a kill while saving) and is passed over."""
+    steps = [int(p.name.split("-")[1]) for p in folder.glob("checkpoint-*") if p.name.split("-")[1].isdigit()]
+    done = [s for s in sorted(steps, reverse=True) if (folder / f"checkpoint-{s}" / "trainer_state.json").is_file()]
+    return str(folder / f"checkpoint-{done[0]}") if done else None
+
+
+def _train_stage(st: recipes.Stage, student, teacher, glue: GlueTask, args, train, dev, tokenizer,
+                 teacher_cache: bool, resume: bool):
+    """One stage: a DistillationTrainer with the stage's composite loss. Returns its metrics and the student.
+    With `resume`, training continues from the stage's last checkpoint if it has one (model, optimizer,
+    scheduler, RNG and sampler position by the Trainer; loss-term parameters by DistillationTrainer)."""
     from transformers import DataCollatorWithPadding
 
     from kdnlp.losses import LossContext
     from kdnlp.trainer import DistillationTrainer
 
     loss = build_loss(st, LossContext(glue.num_labels, student.config, getattr(teacher, "config", None)))
-    _say(f"stage '{st.name}': loss = {loss.formula()}")
+    say(f"stage '{st.name}': loss = {loss.formula()}")
     trainer = DistillationTrainer(
         model=student,
         args=args,
@@ -83,8 +92,12 @@ def _train_stage(st: recipes.Stage, student, teacher, glue: GlueTask, args, trai
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=_metrics_fn(glue),
+        teacher_cache=teacher_cache,
     )
-    result = trainer.train()
+    checkpoint = last_checkpoint(Path(args.output_dir)) if resume else None
+    if checkpoint:
+        say(f"stage '{st.name}': resuming from {checkpoint}")
+    result = trainer.train(resume_from_checkpoint=checkpoint)
     return {"train": result.metrics, "eval": trainer.evaluate()}, trainer.model
 
 
@@ -101,6 +114,8 @@ def run_recipe(
     max_eval_samples: int | None = None,
     stage: str | None = None,
     text: list[str] | None = None,
+    teacher_cache: bool = True,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Runs the stages of `recipe` and writes the run folder `output_dir`; returns its metrics.
 
@@ -109,6 +124,11 @@ def run_recipe(
     earlier, interrupted run with the same settings are not redone. With `stage`, only that stage runs (the
     ones before it must have finished); the run folder is completed when its last stage has run. Stages with
     `data: text` train on the lines of the `text` files (capped by `max_train_samples`).
+
+    `teacher_cache`: stages whose loss reads only the teacher's logits take them from the disk cache
+    (kdnlp.cache). `resume`: continue the interrupted run of `output_dir` with the same settings, mid-stage from
+    the stage's last checkpoint. Under a multi-process launch (torchrun, `accelerate launch`, `--num-processes`)
+    every process trains; only the main process writes the run folder.
     """
     import transformers
 
@@ -150,7 +170,7 @@ def run_recipe(
     else:
         student_model, ids = build_student(teacher_model, rec.student)
         c = student_model.config
-        _say(f"student ({rec.student.init}): {len(ids)} layers from teacher layers {ids}, hidden {c.hidden_size}, "
+        say(f"student ({rec.student.init}): {len(ids)} layers from teacher layers {ids}, hidden {c.hidden_size}, "
              f"{c.num_attention_heads} heads")
         info["student_layers"] = ids
     attention = None
@@ -163,6 +183,7 @@ def run_recipe(
         info["params"]["teacher"] = num_params(teacher_model)
 
     args = {st.name: _training_args(run.work / "stages" / st.name, rec.stage_training(st)) for st in rec.stages}
+    state = next(iter(args.values())).distributed_state  # made by TrainingArguments: one per process group
     train_sets = {"task": encode(train, tokenizer, glue, rec.max_length)}
     if text_stages:
         from kdnlp.data.text import encode_text, load_text
@@ -171,24 +192,40 @@ def run_recipe(
     dev_enc = encode(dev, tokenizer, glue, rec.max_length)
     settings = {"recipe": rec.to_dict(), "task": glue.name, "teacher": teacher, "student": student, "text": text,
                 "data_dir": data_dir, "max_train_samples": max_train_samples, "max_eval_samples": max_eval_samples}
-    work = run.start(settings)
-    (work / "recipe.yaml").write_text(yaml.safe_dump(rec.to_dict(), sort_keys=False))
+    run.check(settings, resume)
+    pending = [run.work / "stages" / st.name for st in rec.stages]
+    pending = next((f for f in pending if not (f / STAGE_DONE).is_file()), None)
+    if not (resume or overwrite) and pending and (checkpoint := last_checkpoint(pending)):
+        raise KdnlpError(f"'{run.work}' holds an interrupted run (stage '{pending.name}' saved {Path(checkpoint).name}); "
+                         "pass --resume to continue it, or --overwrite to start that stage over")
+    state.wait_for_everyone()
+    if state.is_main_process:
+        run.start(settings, resume)
+        (run.work / "recipe.yaml").write_text(yaml.safe_dump(rec.to_dict(), sort_keys=False))
+    state.wait_for_everyone()
+    work = run.work
     started = time.time()
     stages: dict[str, Any] = {}
     for st in rec.stages:
         folder = work / "stages" / st.name
         if (folder / STAGE_DONE).is_file():
-            _say(f"stage '{st.name}' finished earlier: using its student")
+            say(f"stage '{st.name}' finished earlier: using its student")
             stages[st.name] = json.loads((folder / STAGE_DONE).read_text())
             student_model = type(student_model).from_pretrained(folder / "model", attn_implementation=attention)
         elif stage is not None and st.name != stage:
             raise KdnlpError(f"stage '{stage}' starts from stage '{st.name}', which has not run; run --stage {st.name} first")
         else:
+            if not resume and state.is_main_process and folder.exists():
+                shutil.rmtree(folder)  # checkpoints of an interrupted try: start the stage afresh
+            state.wait_for_everyone()
             stages[st.name], student_model = _train_stage(
-                st, student_model, teacher_model, glue, args[st.name], train_sets[st.data], dev_enc, tokenizer
+                st, student_model, teacher_model, glue, args[st.name], train_sets[st.data], dev_enc, tokenizer,
+                teacher_cache, resume
             )
-            student_model.save_pretrained(folder / "model")
-            write_json(folder / STAGE_DONE, stages[st.name])
+            if state.is_main_process:
+                student_model.save_pretrained(folder / "model")
+                write_json(folder / STAGE_DONE, stages[st.name])
+            state.wait_for_everyone()
         if st.name == stage:
             break
 
@@ -197,7 +234,10 @@ def run_recipe(
     metrics = {"task": glue.name, "split": "validation", "examples": len(dev), "metrics": final, "stages": stages,
                "finished": len(stages) == len(rec.stages)}
     if not metrics["finished"]:
-        _say(f"stopped after stage '{last}' as asked; the run waits in {work}/ (rerun to continue)")
+        say(f"stopped after stage '{last}' as asked; the run waits in {work}/ (rerun to continue)")
+        return metrics
+    if not state.is_main_process:
+        state.wait_for_everyone()
         return metrics
     student_model.save_pretrained(work / "model")
     tokenizer.save_pretrained(work / "model")
@@ -211,7 +251,8 @@ def run_recipe(
     )
     write_json(work / "run.json", info)
     path = run.finish()
-    _say(f"wrote {path}/ (model in {path / 'model'})")
+    say(f"wrote {path}/ (model in {path / 'model'})")
+    state.wait_for_everyone()
     return metrics
 
 

@@ -168,6 +168,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node[k]
         k = _child(node, keys[-1], path, create=True)
         node[k] = parse_value(text)
+        if keys[0] == "training" and len(keys) == 2:  # a top-level override wins over the stages' own values
+            for st in data.get("stages") or []:
+                if isinstance(st, dict) and isinstance(st.get("training"), dict):
+                    st["training"].pop(keys[1], None)
     return data
 
 

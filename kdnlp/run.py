@@ -37,22 +37,34 @@ class RunFolder:
         self.work = self.path.with_name(self.path.name + ".partial")
         check_output_dir(self.path, overwrite)
 
-    def start(self, settings: dict[str, Any] | None = None) -> Path:
-        """The folder to build the run in. An interrupted run with the same `settings` is continued (its
-        finished stages are kept); one with other settings is discarded only with `overwrite`."""
+    def check(self, settings: dict[str, Any], resume: bool = False) -> None:
+        """Raises unless `start` may go ahead: an interrupted run in `work` is continued only with the same
+        `settings` (and is required with `resume`); one with other settings is discarded only with `overwrite`."""
+        saved = self.work / SETTINGS
+        if not self.work.exists() or not saved.is_file():
+            if resume:
+                raise KdnlpError(f"nothing to resume: no interrupted run in '{self.work}'")
+            return
+        old = json.loads(saved.read_text())
+        if old == settings or (self.overwrite and not resume):
+            return
+        diff = next(k for k in sorted({*old, *settings}) if old.get(k) != settings.get(k))
+        raise KdnlpError(
+            f"'{self.work}' holds an interrupted run with another '{diff}'; rerun with the same settings to "
+            "continue it" + ("" if resume else ", or pass --overwrite to discard it")
+        )
+
+    def start(self, settings: dict[str, Any], resume: bool = False) -> Path:
+        """The folder to build the run in (after `check`): the interrupted run's, with its finished stages, when
+        it has the same `settings`, else a new one."""
+        self.check(settings, resume)
+        saved = self.work / SETTINGS
+        if saved.is_file() and json.loads(saved.read_text()) == settings:
+            return self.work
         if self.work.exists():
-            saved = self.work / SETTINGS
-            if settings is not None and saved.is_file() and json.loads(saved.read_text()) == settings:
-                return self.work
-            if not self.overwrite:
-                raise KdnlpError(
-                    f"'{self.work}' holds an interrupted run with other settings; rerun with the same settings to "
-                    "continue it, or pass --overwrite to discard it"
-                )
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
-        if settings is not None:
-            write_json(self.work / SETTINGS, settings)
+        write_json(saved, settings)
         return self.work
 
     def finish(self) -> Path:

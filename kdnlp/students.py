@@ -8,6 +8,7 @@ top layers (PKD's "last" idea); a list names the layers.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from typing import Any
 
@@ -150,7 +151,7 @@ def init_student_folder(teacher: str, output_dir: str, layers: int | list[int] =
     student_spec = from_dict(StudentSpec, {"layers": layers, "strategy": strategy, **spec}, "student")
     folder = RunFolder(output_dir, overwrite)
     student, ids = build_student(load_teacher_model(teacher), student_spec)
-    work = folder.start()
+    work = folder.start({"command": "init-student", "teacher": str(teacher), **dataclasses.asdict(student_spec)})
     student.save_pretrained(work)
     load_tokenizer(teacher).save_pretrained(work)
     folder.finish()

@@ -14,7 +14,8 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from kdnlp.errors import KdnlpError
+from kdnlp import cache
+from kdnlp.errors import KdnlpError, say
 from kdnlp.losses import CompositeLoss
 
 
@@ -37,7 +38,10 @@ class DistillationTrainer(Trainer):
     # compute_loss normalises by `num_items_in_batch` itself, so the Trainer must not divide again.
     loss_is_scaled_for_ga = True
 
-    def __init__(self, *args, loss: CompositeLoss, teacher: torch.nn.Module | None = None, **kwargs):
+    def __init__(self, *args, loss: CompositeLoss, teacher: torch.nn.Module | None = None,
+                 teacher_cache: bool = False, **kwargs):
+        """`teacher_cache`: read the teacher's logits for the training set from the disk cache (kdnlp.cache),
+        computing them once, instead of running the teacher every step; used when the loss reads only logits."""
         super().__init__(*args, **kwargs)
         # The Trainer counts the examples of all accumulated micro-batches only for models that take loss kwargs.
         self.model_accepts_loss_kwargs = True
@@ -49,9 +53,21 @@ class DistillationTrainer(Trainer):
                 raise KdnlpError(f"the loss {loss.formula()} needs a teacher; pass --teacher")
             teacher.eval()
             teacher.requires_grad_(False)
+            if self.args.bf16 or self.args.fp16:  # inference only: half the memory, no casts per op
+                teacher.to(torch.bfloat16 if self.args.bf16 else torch.float16)
             self.teacher = self.accelerator.prepare_model(teacher, evaluation_mode=True)
+            if teacher_cache and loss.needs == {"logits"} and self.train_dataset is not None:
+                with self.args.main_process_first(desc="teacher cache"):
+                    logits = cache.load_or_compute(self.teacher, self.train_dataset, self.data_collator,
+                                                   self.args.per_device_eval_batch_size)
+                self.train_dataset = cache.attach(self.train_dataset, logits)
         self._term_sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
         self._term_steps = 0
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        if cache.COLUMN not in self._signature_columns:  # keep the cached logits through column removal
+            self._signature_columns.append(cache.COLUMN)
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model)
@@ -75,16 +91,18 @@ class DistillationTrainer(Trainer):
         return {"output_hidden_states": "hidden_states" in needs, "output_attentions": "attentions" in needs}
 
     def teacher_outputs(self, inputs: dict[str, torch.Tensor]) -> Any:
-        """The one place teacher outputs come from (a cache or mixed precision changes only this)."""
+        """The one place teacher outputs come from: the cached logits that came with the batch, or a forward pass."""
         if self.teacher is None:
             return None
+        if cache.COLUMN in inputs:
+            return SequenceClassifierOutput(logits=inputs[cache.COLUMN])
         with torch.no_grad():
-            return self.teacher(**inputs, **self._output_kwargs())
+            return self.teacher(**{k: v for k, v in inputs.items() if k != "labels"}, **self._output_kwargs())
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
+        model_inputs = {k: v for k, v in inputs.items() if k not in ("labels", cache.COLUMN)}
         student_out = model(**model_inputs, **self._output_kwargs())
-        loss, terms = self.distill_loss(student_out, self.teacher_outputs(model_inputs), inputs)
+        loss, terms = self.distill_loss(student_out, self.teacher_outputs(inputs), inputs)
         if model.training:
             for name, value in terms.items():
                 self._term_sums[name] += value

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The teacher-output cache of the tests' runs (subprocesses included) goes to a fresh folder, not ~/.cache.
+os.environ["KDNLP_CACHE"] = tempfile.mkdtemp(prefix="kdnlp-test-cache-")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("KDNLP_SHARED_DATA", ROOT.parent / "shared" / "data"))

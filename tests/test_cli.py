@@ -155,7 +155,7 @@ def test_stages_run_one_at_a_time_and_finished_stages_are_not_redone(folders, tm
     assert not out.exists() and (partial / "stages" / "first" / "done.json").is_file()
     assert not (partial / "stages" / "second").exists()
     done = (partial / "stages" / "first" / "done.json").read_text()
-    assert_user_error(kdnlp(*base, "--set", "max_length=20"), "interrupted run with other settings", "--overwrite")
+    assert_user_error(kdnlp(*base, "--set", "max_length=20"), "interrupted run with another 'recipe'", "--overwrite")
     rest = kdnlp(*base)
     assert rest.returncode == 0, rest.stderr
     assert "stage 'first' finished earlier" in rest.stderr and "stage 'second': loss" in rest.stderr

@@ -72,6 +72,28 @@ def test_hinton_is_float32_and_finite_on_extreme_half_precision_logits():
         assert torch.isfinite(s.grad).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("teacher_hidden", [8, 16])
+def test_every_term_is_float32_and_finite_on_extreme_half_precision_outputs(dtype, teacher_hidden):
+    """Half-precision outputs with values near fp16's limit, under autocast: the composite casts them up and
+    turns autocast off, so each term (projections included, teacher_hidden 16) is computed in float32."""
+    ctx = LossContext(3, CFG, SimpleNamespace(hidden_size=teacher_hidden, num_hidden_layers=2, num_attention_heads=2))
+    names = [n for n in TEACHER_LOSSES if teacher_hidden == 8 or n not in ("cosine", "pkd")]
+    comp = CompositeLoss({n: (1.0, LOSSES.get(n)(LOSSES.get(n).Config(), ctx)) for n in names})
+
+    def extreme(seed, hidden):
+        o = outputs(seed)
+        big = lambda x: (x.sign() * 6e4).to(dtype)  # noqa: E731
+        return SimpleNamespace(logits=big(o.logits), attentions=tuple(a.to(dtype) for a in o.attentions),
+                               hidden_states=tuple(big(torch.randn(4, 5, hidden)) for _ in o.hidden_states))
+
+    s, t = extreme(6, 8), extreme(7, teacher_hidden)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        total, terms = comp(s, t, BATCH)
+    assert total.dtype == torch.float32 and torch.isfinite(total)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in terms.values()), terms
+
+
 def test_cosine_ignores_padding_and_matches_hand_computation():
     s = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])
     t = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [-7.0, 1.0]]])

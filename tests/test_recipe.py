@@ -119,3 +119,11 @@ def test_text_stages_take_only_label_free_losses(tmp_path):
         recipe.load(write(tmp_path, bad))
     with pytest.raises(KdnlpError, match="bad value 'web' for stages.g.data; valid: task, text"):
         recipe.load(write(tmp_path, bad.replace("data: text", "data: web")))
+
+
+def test_top_level_training_override_wins_over_each_stages_value():
+    r = recipe.load("tinybert", ["training.num_train_epochs=1"])
+    assert [r.stage_training(s)["num_train_epochs"] for s in r.stages] == [1, 1]
+    r = recipe.load("tinybert", ["training.num_train_epochs=1", "stages.prediction.training.num_train_epochs=2"])
+    assert [r.stage_training(s)["num_train_epochs"] for s in r.stages] == [1, 2]
+    assert recipe.load("tinybert").stage_training(recipe.load("tinybert").stages[0])["num_train_epochs"] == 10

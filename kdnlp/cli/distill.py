@@ -21,11 +21,19 @@ def distill(
     stage: Annotated[Optional[str], typer.Option("--stage", help="Run only this stage of a multi-stage recipe (earlier stages must have finished).")] = None,
     text: Annotated[Optional[list[str]], typer.Option("--text", help="Text file (one text per line) for stages that train on unlabeled text (general distillation). Repeatable.")] = None,
     overwrite: o.Overwrite = False,
+    resume: o.Resume = False,
+    bf16: o.Bf16 = False,
+    fp16: o.Fp16 = False,
+    no_teacher_cache: Annotated[bool, typer.Option("--no-teacher-cache", help="Run the teacher every step instead of reading its logits from the disk cache.")] = False,
+    num_processes: o.NumProcesses = 1,
 ) -> None:
     """Distill a teacher into a student with a recipe; writes the student to OUTPUT_DIR/model and its metrics."""
+    overrides = [*(set_ or []), *o.precision(bf16, fp16)]
+    o.relaunch(num_processes)
     from kdnlp.distill import run_recipe
 
     result = run_recipe(recipe, task, output_dir, teacher=teacher, student=student, data_dir=data_dir,
-                        overrides=set_ or [], overwrite=overwrite, max_train_samples=max_train_samples,
-                        max_eval_samples=max_eval_samples, stage=stage, text=text)
+                        overrides=overrides, overwrite=overwrite, max_train_samples=max_train_samples,
+                        max_eval_samples=max_eval_samples, stage=stage, text=text,
+                        teacher_cache=not no_teacher_cache, resume=resume)
     typer.echo(_summary(result))

@@ -16,12 +16,18 @@ def finetune(
     max_train_samples: o.MaxTrain = None,
     max_eval_samples: o.MaxEval = None,
     overwrite: o.Overwrite = False,
+    resume: o.Resume = False,
+    bf16: o.Bf16 = False,
+    fp16: o.Fp16 = False,
+    num_processes: o.NumProcesses = 1,
 ) -> None:
     """Fine-tune a model on a GLUE task (to make a teacher). Writes a Hugging Face model folder in OUTPUT_DIR/model."""
+    overrides = [*(set_ or []), *o.precision(bf16, fp16)]
+    o.relaunch(num_processes)
     from kdnlp.distill import finetune as run
 
-    result = run(model, task, output_dir, data_dir=data_dir, overrides=set_ or [], overwrite=overwrite,
-                 max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
+    result = run(model, task, output_dir, data_dir=data_dir, overrides=overrides, overwrite=overwrite,
+                 max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, resume=resume)
     typer.echo(_summary(result))
 
 

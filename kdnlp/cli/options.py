@@ -1,10 +1,13 @@
 """Options shared by several commands (one definition each)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from kdnlp.errors import KdnlpError
 
 Task = Annotated[str, typer.Option("--task", "-t", help="GLUE task: cola, sst2, mrpc, qqp, stsb, mnli, mnli-mm, qnli, rte, wnli.")]
 DataDir = Annotated[
@@ -19,3 +22,25 @@ Sets = Annotated[
 ]
 MaxTrain = Annotated[Optional[int], typer.Option("--max-train-samples", help="Train on a seeded random subset of this many examples.")]
 MaxEval = Annotated[Optional[int], typer.Option("--max-eval-samples", help="Evaluate on the first this-many dev examples.")]
+Bf16 = Annotated[bool, typer.Option("--bf16", help="Mixed precision in bfloat16 (CPU or GPU): teacher inference in bf16, student under autocast, losses in float32.")]
+Fp16 = Annotated[bool, typer.Option("--fp16", help="Mixed precision in float16 (GPU; loss scaling): teacher inference in fp16, losses in float32.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the interrupted run of OUTPUT_DIR (same command) from its last checkpoint.")]
+NumProcesses = Annotated[
+    int,
+    typer.Option("--num-processes", min=1, help="Train in N processes on this machine (DDP: gloo on CPU, NCCL on GPUs); like accelerate launch -m kdnlp."),
+]
+
+
+def precision(bf16: bool, fp16: bool) -> list[str]:
+    """The recipe overrides that --bf16/--fp16 stand for."""
+    if bf16 and fp16:
+        raise KdnlpError("choose one of --bf16 and --fp16")
+    return ["training.bf16=true"] if bf16 else ["training.fp16=true"] if fp16 else []
+
+
+def relaunch(num_processes: int) -> None:
+    """With N > 1 and no launcher around this process, runs this same command in N processes and exits."""
+    from kdnlp import parallel
+
+    if num_processes > 1 and not parallel.launched():
+        raise typer.Exit(parallel.launch(sys.argv[1:], num_processes))

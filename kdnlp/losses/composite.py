@@ -1,4 +1,8 @@
-"""The one way losses combine: total = sum of weight * term, each term reported under its name."""
+"""The one way losses combine: total = sum of weight * term, each term reported under its name.
+
+Every term is computed in float32 with autocast off, whatever precision the models ran in: half-precision
+logits and hidden states are cast up first, so large values give no overflow, NaN or inf in the loss.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -24,9 +28,26 @@ class CompositeLoss(nn.Module):
         return any(t.uses_teacher for t in self.terms.values())
 
     def forward(self, student_out: Any, teacher_out: Any, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        values = {name: term(student_out, teacher_out, batch) for name, term in self.terms.items()}
+        student_out, teacher_out = fp32(student_out), fp32(teacher_out)
+        device = next(v for v in batch.values() if torch.is_tensor(v)).device
+        with torch.autocast(device.type, enabled=False):
+            values = {name: term(student_out, teacher_out, batch) for name, term in self.terms.items()}
         total = sum(self.weights[name] * value for name, value in values.items())
         return total, {name: v.detach() for name, v in values.items()}
 
     def formula(self) -> str:
         return " + ".join(f"{self.weights[n]:g} * {t.describe()}" for n, t in self.terms.items())
+
+
+def fp32(out: Any) -> Any:
+    """A model output with its floating-point tensors (and tuples of them, one per layer) in float32."""
+    if out is None:
+        return None
+
+    def cast(v):
+        if isinstance(v, tuple):
+            return tuple(cast(x) for x in v)
+        return v.float() if torch.is_tensor(v) and v.is_floating_point() else v
+
+    fields = out.items() if hasattr(out, "items") else vars(out).items()
+    return type(out)(**{k: cast(v) for k, v in fields})

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The STS-B result of docs/results.md (issue 3): teacher MiniLM-L6 fine-tuned on STS-B; 3-layer students from
+# its layers (no teacher, hinton, pkd-skip, tinybert); a narrow 4-layer student (hidden 312, 12 heads, FFN 1200,
+# truncated teacher weights) without a teacher and with tinybert-narrow (general distillation on the English
+# side of the WMT en-de sample, then task intermediate and prediction-layer distillation); then eval.
+# Usage: experiments/stsb.sh [DATA_DIR] [OUT]
+set -euo pipefail
+DATA=${1:-../shared/data}
+OUT=${2:-runs/stsb}
+export HF_HUB_OFFLINE=1
+K=".venv/bin/kdnlp"
+COMMON=(--task stsb --data-dir "$DATA/glue" --set training.logging_steps=50 --set training.save_strategy=no)
+NARROW=(--set student.layers=4 --set student.hidden_size=312 --set student.num_attention_heads=12
+        --set student.intermediate_size=1200 --set student.init=truncate)
+TEXT="$DATA/seq2seq/opennmt_wmt_en_de_sample"
+[ -d "$OUT/teacher" ] || $K finetune --model minilm-l6 "${COMMON[@]}" -o "$OUT/teacher"
+for recipe in baseline hinton pkd-skip; do
+  [ -d "$OUT/$recipe" ] || $K distill --recipe $recipe --teacher "$OUT/teacher" "${COMMON[@]}" -o "$OUT/$recipe"
+done
+[ -d "$OUT/tinybert" ] || $K distill --recipe tinybert --teacher "$OUT/teacher" "${COMMON[@]}" -o "$OUT/tinybert" \
+  --set stages.intermediate.training.num_train_epochs=4
+[ -d "$OUT/narrow-baseline" ] || $K distill --recipe baseline --teacher "$OUT/teacher" "${COMMON[@]}" "${NARROW[@]}" \
+  -o "$OUT/narrow-baseline"
+[ -d "$OUT/tinybert-narrow" ] || $K distill --recipe tinybert-narrow --teacher "$OUT/teacher" "${COMMON[@]}" \
+  --text "$TEXT/src-train.txt" --text "$TEXT/src-val.txt" --set stages.intermediate.training.num_train_epochs=4 \
+  -o "$OUT/tinybert-narrow"
+$K eval "$OUT/teacher" "$OUT/baseline" "$OUT/hinton" "$OUT/pkd-skip" "$OUT/tinybert" "$OUT/narrow-baseline" \
+  "$OUT/tinybert-narrow" --task stsb --data-dir "$DATA/glue" --speed --json-out "$OUT/results.json"
