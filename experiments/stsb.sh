@@ -18,11 +18,12 @@ for recipe in baseline hinton pkd-skip; do
   [ -d "$OUT/$recipe" ] || $K distill --recipe $recipe --teacher "$OUT/teacher" "${COMMON[@]}" -o "$OUT/$recipe"
 done
 [ -d "$OUT/tinybert" ] || $K distill --recipe tinybert --teacher "$OUT/teacher" "${COMMON[@]}" -o "$OUT/tinybert" \
-  --set stages.intermediate.training.num_train_epochs=4
+  --set stages.intermediate.training.num_train_epochs=2 --set stages.prediction.training.num_train_epochs=2
 [ -d "$OUT/narrow-baseline" ] || $K distill --recipe baseline --teacher "$OUT/teacher" "${COMMON[@]}" "${NARROW[@]}" \
   -o "$OUT/narrow-baseline"
 [ -d "$OUT/tinybert-narrow" ] || $K distill --recipe tinybert-narrow --teacher "$OUT/teacher" "${COMMON[@]}" \
-  --text "$TEXT/src-train.txt" --text "$TEXT/src-val.txt" --set stages.intermediate.training.num_train_epochs=4 \
+  --text "$TEXT/src-train.txt" --text "$TEXT/src-val.txt" --set stages.general.training.num_train_epochs=1 \
+  --set stages.intermediate.training.num_train_epochs=2 --set stages.prediction.training.num_train_epochs=2 \
   -o "$OUT/tinybert-narrow"
 $K eval "$OUT/teacher" "$OUT/baseline" "$OUT/hinton" "$OUT/pkd-skip" "$OUT/tinybert" "$OUT/narrow-baseline" \
   "$OUT/tinybert-narrow" --task stsb --data-dir "$DATA/glue" --speed --json-out "$OUT/results.json"

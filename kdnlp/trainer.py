@@ -23,12 +23,20 @@ from kdnlp.losses import CompositeLoss
 LOSS_STATE = "kdnlp_loss.pt"
 
 
-class _ZeroLossGrads(TrainerCallback):
-    """The Trainer zeroes only the model's gradients after each optimizer step; without this the loss terms'
-    parameters (projections) would keep accumulating gradients over the whole run."""
+class _LossGrads(TrainerCallback):
+    """What DDP and the Trainer do for the model's gradients, done for the loss terms' parameters (projections),
+    which live outside the wrapped model: averaged over processes before each optimizer step (else each
+    process would train its own projections), and zeroed after it (else they would accumulate all run long)."""
 
     def __init__(self, loss: torch.nn.Module):
         self.loss = loss
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        if args.world_size > 1:
+            for p in self.loss.parameters():
+                if p.grad is not None:
+                    torch.distributed.all_reduce(p.grad)
+                    p.grad /= args.world_size
 
     def on_step_end(self, args, state, control, **kwargs):
         self.loss.zero_grad(set_to_none=True)
@@ -46,7 +54,7 @@ class DistillationTrainer(Trainer):
         # The Trainer counts the examples of all accumulated micro-batches only for models that take loss kwargs.
         self.model_accepts_loss_kwargs = True
         self.distill_loss = loss.to(self.args.device)
-        self.add_callback(_ZeroLossGrads(self.distill_loss))
+        self.add_callback(_LossGrads(self.distill_loss))
         self.teacher = None
         if loss.uses_teacher:
             if teacher is None:

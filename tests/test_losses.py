@@ -94,6 +94,20 @@ def test_every_term_is_float32_and_finite_on_extreme_half_precision_outputs(dtyp
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in terms.values()), terms
 
 
+@pytest.mark.parametrize("name", TEACHER_LOSSES)
+def test_a_batch_value_is_the_mean_of_its_examples_values(name):
+    """Per-example means (not token-pooled): the loss of 4 examples of different lengths is the mean of the
+    losses of its halves, which makes gradient accumulation and multi-process batches exact."""
+    s, t, loss = outputs(10), outputs(11), make(name)
+
+    def half(o, rows):
+        return SimpleNamespace(logits=o.logits[rows], hidden_states=tuple(h[rows] for h in o.hidden_states),
+                               attentions=tuple(a[rows] for a in o.attentions))
+
+    parts = [loss(half(s, rows), half(t, rows), {k: v[rows] for k, v in BATCH.items()}) for rows in (slice(0, 2), slice(2, 4))]
+    assert loss(s, t, BATCH).item() == pytest.approx(sum(parts).item() / 2, rel=1e-5)
+
+
 def test_cosine_ignores_padding_and_matches_hand_computation():
     s = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])
     t = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [-7.0, 1.0]]])

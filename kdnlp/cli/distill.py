@@ -19,7 +19,7 @@ def distill(
     max_train_samples: o.MaxTrain = None,
     max_eval_samples: o.MaxEval = None,
     stage: Annotated[Optional[str], typer.Option("--stage", help="Run only this stage of a multi-stage recipe (earlier stages must have finished).")] = None,
-    text: Annotated[Optional[list[str]], typer.Option("--text", help="Text file (one text per line) for stages that train on unlabeled text (general distillation). Repeatable.")] = None,
+    text: Annotated[Optional[list[str]], typer.Option("--text", help="Unlabeled text for general-distillation stages: a text file (one text per line), a folder saved by datasets, or a Hub dataset id[:config]. Repeatable.")] = None,
     overwrite: o.Overwrite = False,
     resume: o.Resume = False,
     bf16: o.Bf16 = False,

@@ -1,7 +1,7 @@
 """DistilBERT's cosine loss (Sanh et al. 2019, "DistilBERT, a distilled version of BERT").
 
 Aligns the directions of the student's and teacher's hidden-state vectors, token by token, with padded
-positions left out: mean over real tokens of 1 - cos(h_s, h_t). DistilBERT applies it to the last hidden
+positions left out: mean over real tokens of 1 - cos(h_s, h_t), per example, then over examples. DistilBERT applies it to the last hidden
 layer (`layer: -1`); any index into the models' `hidden_states` tuple (0 = embeddings) may be chosen.
 """
 from __future__ import annotations
@@ -16,10 +16,11 @@ from kdnlp.losses.base import LOSSES, DistillationLoss
 
 
 def masked_cosine_loss(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of 1 - cos over the positions where `mask` is 1; inputs are (batch, seq, hidden)."""
+    """Mean over examples of the mean of 1 - cos over each example's real tokens (`mask` 1); inputs are
+    (batch, seq, hidden). Per example, so a batch's value is the mean of its examples' values."""
     cos = F.cosine_similarity(student.float(), teacher.float(), dim=-1)
     mask = mask.to(cos.dtype)
-    return ((1.0 - cos) * mask).sum() / mask.sum().clamp(min=1.0)
+    return (((1.0 - cos) * mask).sum(1) / mask.sum(1).clamp(min=1.0)).mean()
 
 
 @dataclass

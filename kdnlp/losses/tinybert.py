@@ -10,7 +10,9 @@ Choices (the paper leaves them open or the released code differs):
 - Projections W are learnable linear maps from the student's hidden size to the teacher's, used only when
   the sizes differ; `tinybert_hidden` has one per mapped layer, or one shared (`shared_projection: true`).
   They are trained with the student, saved with each checkpoint, and never part of the exported student.
-- Padding is left out of every MSE (TinyBERT's code averages over padded positions too).
+- Padding is left out of every MSE (TinyBERT's code averages over padded positions too), and each example
+  weighs the same (mean over its real tokens, then over examples), so gradient accumulation and multi-process
+  batches give exactly the one-batch loss.
 - Attention: transformers exposes attention *probabilities* (post-softmax); TinyBERT's code matches the
   pre-softmax scores with masked entries zeroed. Probabilities are bounded and need no extra hooks into the
   model, and MiniLM's later work matches distributions too, so kdnlp matches probabilities over real
@@ -37,21 +39,23 @@ PAPER = "Jiao et al. TinyBERT: Distilling BERT for Natural Language Understandin
 
 
 def masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the hidden vectors of real tokens; inputs (batch, seq, hidden), mask (batch, seq)."""
+    """Mean over examples of the MSE over each example's real tokens; inputs (batch, seq, hidden), mask (batch, seq).
+    Each example weighs the same whatever its length, so the value of a batch is the mean of its examples' values
+    (exact under gradient accumulation and multi-process splits of the batch)."""
     mask = mask.to(torch.float32).unsqueeze(-1)
     sq = (student.float() - teacher.float()).pow(2) * mask
-    return sq.sum() / (mask.sum() * student.shape[-1]).clamp(min=1.0)
+    return (sq.sum((1, 2)) / (mask.sum((1, 2)) * student.shape[-1]).clamp(min=1.0)).mean()
 
 
 def attention_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """MSE between attention maps (batch, heads, seq, seq) over (query, key) pairs of real tokens, averaged over
-    heads; when head counts differ, between the head-averaged maps."""
+    heads, then over examples; when head counts differ, between the head-averaged maps."""
     if student.shape[1] != teacher.shape[1]:
         student, teacher = student.mean(1, keepdim=True), teacher.mean(1, keepdim=True)
     m = mask.to(torch.float32)
     pairs = (m.unsqueeze(-1) * m.unsqueeze(-2)).unsqueeze(1)  # (batch, 1, seq, seq)
     sq = (student.float() - teacher.float()).pow(2) * pairs
-    return sq.sum() / (pairs.sum() * student.shape[1]).clamp(min=1.0)
+    return (sq.sum((1, 2, 3)) / (pairs.sum((1, 2, 3)) * student.shape[1]).clamp(min=1.0)).mean()
 
 
 def projection(student_size: int, teacher_size: int) -> nn.Module:
