@@ -1,7 +1,9 @@
 """Offline settings, tiny models built from configs, and the path to ../shared/data (skip if absent)."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,6 +14,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The teacher-output cache of the tests' runs (subprocesses included) goes to a fresh folder, not ~/.cache.
 os.environ["KDNLP_CACHE"] = tempfile.mkdtemp(prefix="kdnlp-test-cache-")
+atexit.register(shutil.rmtree, os.environ["KDNLP_CACHE"], True)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("KDNLP_SHARED_DATA", ROOT.parent / "shared" / "data"))
