@@ -11,10 +11,10 @@ K=".venv/bin/kdnlp"
 COMMON=(--task sst2 --data-dir "$GLUE_DIR" --set training.num_train_epochs=1 --set max_length=64
         --set training.logging_steps=100 --set training.save_strategy=no)
 [ -d "$OUT/teacher" ] || $K finetune --model minilm-l6 "${COMMON[@]}" -o "$OUT/teacher"
+[ -d "$OUT/tinybert" ] || $K distill --recipe tinybert --teacher "$OUT/teacher" "${COMMON[@]}" -o "$OUT/tinybert" \
+  --set stages.intermediate.training.num_train_epochs=0.5 --set stages.prediction.training.num_train_epochs=0.5
 for recipe in hinton distilbert baseline pkd-skip; do
   [ -d "$OUT/$recipe" ] || $K distill --recipe $recipe --teacher "$OUT/teacher" "${COMMON[@]}" -o "$OUT/$recipe"
 done
-[ -d "$OUT/tinybert" ] || $K distill --recipe tinybert --teacher "$OUT/teacher" "${COMMON[@]}" -o "$OUT/tinybert" \
-  --set stages.intermediate.training.num_train_epochs=0.5 --set stages.prediction.training.num_train_epochs=0.5
 $K eval "$OUT/teacher" "$OUT/baseline" "$OUT/hinton" "$OUT/distilbert" "$OUT/pkd-skip" "$OUT/tinybert" --task sst2 --data-dir "$GLUE_DIR" \
   --speed --json-out "$OUT/results.json"

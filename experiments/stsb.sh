@@ -17,6 +17,9 @@ TEXT="$DATA/seq2seq/opennmt_wmt_en_de_sample"
 for recipe in baseline hinton pkd-skip; do
   [ -d "$OUT/$recipe" ] || $K distill --recipe $recipe --teacher "$OUT/teacher" "${COMMON[@]}" -o "$OUT/$recipe"
 done
+# control for pkd-skip, which starts from the teacher's first layers: the no-teacher student from the same layers
+[ -d "$OUT/baseline-first" ] || $K distill --recipe baseline --teacher "$OUT/teacher" "${COMMON[@]}" \
+  --set student.strategy=first -o "$OUT/baseline-first"
 [ -d "$OUT/tinybert" ] || $K distill --recipe tinybert --teacher "$OUT/teacher" "${COMMON[@]}" -o "$OUT/tinybert" \
   --set stages.intermediate.training.num_train_epochs=2 --set stages.prediction.training.num_train_epochs=2
 [ -d "$OUT/narrow-baseline" ] || $K distill --recipe baseline --teacher "$OUT/teacher" "${COMMON[@]}" "${NARROW[@]}" \
