@@ -193,8 +193,8 @@ def run_recipe(
     settings = {"recipe": rec.to_dict(), "task": glue.name, "teacher": teacher, "student": student, "text": text,
                 "data_dir": data_dir, "max_train_samples": max_train_samples, "max_eval_samples": max_eval_samples}
     run.check(settings, resume)
-    pending = [run.work / "stages" / st.name for st in rec.stages]
-    pending = next((f for f in pending if not (f / STAGE_DONE).is_file()), None)
+    folders = (run.work / "stages" / st.name for st in rec.stages)
+    pending = next((f for f in folders if not (f / STAGE_DONE).is_file()), None)
     if not (resume or overwrite) and pending and (checkpoint := last_checkpoint(pending)):
         raise KdnlpError(f"'{run.work}' holds an interrupted run (stage '{pending.name}' saved {Path(checkpoint).name}); "
                          "pass --resume to continue it, or --overwrite to start that stage over")
