@@ -70,6 +70,12 @@ def last_checkpoint(folder: Path) -> str | None:
     return str(folder / f"checkpoint-{done[0]}") if done else None
 
 
+def _save(model, tokenizer, folder: Path) -> None:
+    """A model folder that loads alone: a stage's student can be the `--student` of another run."""
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
 def _train_stage(st: recipes.Stage, student, teacher, glue: GlueTask, args, train, dev, tokenizer,
                  teacher_cache: bool, resume: bool):
     """One stage: a DistillationTrainer with the stage's composite loss. Returns its metrics and the student.
@@ -223,7 +229,7 @@ def run_recipe(
                 teacher_cache, resume
             )
             if state.is_main_process:
-                student_model.save_pretrained(folder / "model")
+                _save(student_model, tokenizer, folder / "model")
                 write_json(folder / STAGE_DONE, stages[st.name])
             state.wait_for_everyone()
         if st.name == stage:
@@ -239,8 +245,7 @@ def run_recipe(
     if not state.is_main_process:
         state.wait_for_everyone()
         return metrics
-    student_model.save_pretrained(work / "model")
-    tokenizer.save_pretrained(work / "model")
+    _save(student_model, tokenizer, work / "model")
     write_json(work / "metrics.json", metrics)
     info.update(
         train_examples={name: len(ds) for name, ds in train_sets.items()},

@@ -155,6 +155,12 @@ def test_stages_run_one_at_a_time_and_finished_stages_are_not_redone(folders, tm
     assert not out.exists() and (partial / "stages" / "first" / "done.json").is_file()
     assert not (partial / "stages" / "second").exists()
     done = (partial / "stages" / "first" / "done.json").read_text()
+    # a stage's student is a whole model folder: another run can start from it alone
+    student = partial / "stages" / "first" / "model"
+    onward = kdnlp("distill", "--recipe", "hinton", "--student", student, "--teacher", folders["teacher"],
+                   "--task", "sst2", "--data-dir", folders["glue"], "--output-dir", tmp_path / "onward",
+                   "--set", "training.max_steps=1", "--set", "training.eval_strategy=no", "--set", "training.save_strategy=no")
+    assert onward.returncode == 0, onward.stderr
     assert_user_error(kdnlp(*base, "--set", "max_length=20"), "interrupted run with another 'recipe'", "--overwrite")
     rest = kdnlp(*base)
     assert rest.returncode == 0, rest.stderr
