@@ -289,6 +289,6 @@ def parse(data: dict[str, Any]) -> Recipe:
 def load(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
     data, _ = read(name_or_path)
     data = _normalise(data)
-    if len(data.get("stages") or []) == 1:  # in a one-stage recipe `losses.` is short for `stages.0.losses.`
-        overrides = [f"stages.0.{o}" if o.startswith("losses.") else o for o in overrides or []]
+    if len(data.get("stages") or []) == 1:  # in a one-stage recipe `losses` is short for `stages.0.losses`
+        overrides = [f"stages.0.{o}" if o.startswith(("losses.", "losses=")) else o for o in overrides or []]
     return parse(apply_overrides(data, overrides or []))

@@ -109,6 +109,8 @@ def test_stage_overrides_reach_a_single_stage_recipe():
     r = recipe.load("hinton", ["stages.distill.training.num_train_epochs=2", "losses.hinton.temperature=3"])
     assert r.stages[0].training == {"num_train_epochs": 2}
     assert {t.name: t.params for t in r.stages[0].losses}["hinton"] == {"temperature": 3.0}
+    whole = recipe.load("hinton", ["losses=[{loss: tinybert_prediction, temperature: 2}]"])
+    assert [(t.name, t.params) for t in whole.stages[0].losses] == [("tinybert_prediction", {"temperature": 2.0})]
 
 
 def test_text_stages_take_only_label_free_losses(tmp_path):
