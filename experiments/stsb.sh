@@ -28,5 +28,11 @@ done
   --text "$TEXT/src-train.txt" --text "$TEXT/src-val.txt" --set stages.general.training.num_train_epochs=1 \
   --set stages.intermediate.training.num_train_epochs=2 --set stages.prediction.training.num_train_epochs=2 \
   -o "$OUT/tinybert-narrow"
+# stage 2 again, from tinybert-narrow's stage-1 student, at lr 1e-4 for 3 epochs; and its no-teacher twin at that lr
+[ -d "$OUT/tinybert-narrow-pred" ] || $K distill --recipe hinton --student "$OUT/tinybert-narrow/stages/intermediate/model" \
+  --teacher "$OUT/teacher" "${COMMON[@]}" --set 'losses=[{loss: tinybert_prediction}]' --set training.learning_rate=1e-4 \
+  -o "$OUT/tinybert-narrow-pred"
+[ -d "$OUT/narrow-baseline-lr1e-4" ] || $K distill --recipe baseline --teacher "$OUT/teacher" "${COMMON[@]}" "${NARROW[@]}" \
+  --set training.learning_rate=1e-4 -o "$OUT/narrow-baseline-lr1e-4"
 $K eval "$OUT/teacher" "$OUT/baseline" "$OUT/hinton" "$OUT/pkd-skip" "$OUT/tinybert" "$OUT/narrow-baseline" \
-  "$OUT/tinybert-narrow" --task stsb --data-dir "$DATA/glue" --speed --json-out "$OUT/results.json"
+  "$OUT/tinybert-narrow" "$OUT/tinybert-narrow-pred" "$OUT/narrow-baseline-lr1e-4" --task stsb --data-dir "$DATA/glue" --speed --json-out "$OUT/results.json"
