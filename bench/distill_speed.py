@@ -29,21 +29,20 @@ MODES = ("plain", "ce", "teacher", "hinton", "hinton-cache", "hinton-bf16")
 
 def setup(args):
     import transformers
-    from transformers import DataCollatorWithPadding
 
-    from kdnlp.data.glue import encode, get_task, load_split
-    from kdnlp.models import load_classifier, load_tokenizer
+    from kdnlp.models import load_tokenizer
+    from kdnlp.problems import get_problem
     from kdnlp.recipe import StudentSpec
     from kdnlp.students import build_student
 
-    task = get_task(args.task)
+    problem = get_problem(args.task)
     tokenizer = load_tokenizer(args.teacher)
-    train = load_split(task, "train", args.data_dir).select(range(args.samples))
-    train = encode(train, tokenizer, task, args.max_length)
+    train = problem.load("train", args.data_dir).select(range(args.samples))
+    train = problem.encode(train, tokenizer, args.max_length)
     transformers.set_seed(0)
-    teacher = load_classifier(args.teacher, task, require_head=True)
+    teacher = problem.load_model(args.teacher, require_head=True)
     student, _ = build_student(teacher, StudentSpec(layers=args.layers))
-    return task, tokenizer, train, teacher, student, DataCollatorWithPadding(tokenizer)
+    return problem, tokenizer, train, teacher, student, problem.collator(tokenizer, student)
 
 
 def training_args(args, out, **kw):
@@ -64,7 +63,7 @@ def run_mode(args) -> dict:
     from kdnlp.losses import LossContext
     from kdnlp.trainer import DistillationTrainer
 
-    task, tokenizer, train, teacher, student, collator = setup(args)
+    problem, tokenizer, train, teacher, student, collator = setup(args)
     out = tempfile.mkdtemp(prefix="kdnlp-bench-")
     result: dict = {"mode": args.mode, "examples": len(train), "threads": torch.get_num_threads()}
     if args.mode == "plain":
@@ -81,7 +80,7 @@ def run_mode(args) -> dict:
         result["seconds"] = time.perf_counter() - start
     else:
         stage = recipes.load("baseline" if args.mode == "ce" else "hinton").stages[0]
-        loss = build_loss(stage, LossContext(task.num_labels, student.config, teacher.config))
+        loss = build_loss(stage, LossContext(problem.num_labels, student.config, teacher.config, problem.outputs))
         extra = {"bf16": True} if args.mode == "hinton-bf16" else {}
         start = time.perf_counter()
         trainer = DistillationTrainer(model=student, args=training_args(args, out, **extra), loss=loss,
@@ -102,7 +101,7 @@ def run_mode(args) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", required=True, help="fine-tuned teacher (model or run folder)")
-    p.add_argument("--data-dir", required=True, help="local GLUE folder")
+    p.add_argument("--data-dir", required=True, help="local data folder of the task (GLUE folder)")
     p.add_argument("--task", default="sst2")
     p.add_argument("--samples", type=int, default=2048)
     p.add_argument("--batch", type=int, default=32)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from kdnlp.errors import say
+from kdnlp.problems.base import TEACHER_PREFIX
 
 if TYPE_CHECKING:
     import datasets
@@ -43,7 +44,9 @@ def cache_dir() -> Path:
 
 
 def model_inputs(ds: "datasets.Dataset") -> list[str]:
-    return [c for c in MODEL_INPUTS if c in ds.column_names]
+    """The columns the teacher reads: its own tokenisation if `ds` has one, else the shared token columns."""
+    own = [c for c in ds.column_names if c.startswith(TEACHER_PREFIX)]
+    return own or [c for c in MODEL_INPUTS if c in ds.column_names]
 
 
 def key(teacher: torch.nn.Module, ds: "datasets.Dataset") -> str:
@@ -62,11 +65,13 @@ def key(teacher: torch.nn.Module, ds: "datasets.Dataset") -> str:
 
 
 @torch.no_grad()
-def compute(teacher: torch.nn.Module, ds: "datasets.Dataset", collator, batch_size: int) -> np.ndarray:
-    """The teacher's logits for each row of `ds`, in row order. Rows are batched by length (least padding)."""
+def compute(teacher: torch.nn.Module, ds: "datasets.Dataset", collator, batch_size: int, inputs=None) -> np.ndarray:
+    """The teacher's logits for each row of `ds`, in row order. Rows are batched by length (least padding).
+    `inputs` picks the teacher's arguments from a collated batch (default: the `model_inputs` columns)."""
     from tqdm.auto import tqdm
 
-    cols = model_inputs(ds)
+    cols = [c for c in ds.column_names if c not in ("labels", COLUMN)]
+    inputs = inputs or (lambda batch: {c: batch[c] for c in model_inputs(ds)})
     lengths = np.asarray([len(x) for x in ds["input_ids"]])
     order = np.argsort(lengths, kind="stable")
     device = next(teacher.parameters()).device
@@ -75,14 +80,14 @@ def compute(teacher: torch.nn.Module, ds: "datasets.Dataset", collator, batch_si
         rows = order[start:start + batch_size]
         picked = ds[rows.tolist()]
         batch = collator([{c: picked[c][j] for c in cols} for j in range(len(rows))])
-        logits = teacher(**{c: batch[c].to(device) for c in cols}).logits.float().cpu().numpy()
+        logits = teacher(**{k: v.to(device) for k, v in inputs(batch).items()}).logits.float().cpu().numpy()
         if out is None:
             out = np.empty((len(ds), logits.shape[-1]), dtype=np.float32)
         out[rows] = logits
     return out
 
 
-def load_or_compute(teacher, ds, collator, batch_size: int) -> np.ndarray:
+def load_or_compute(teacher, ds, collator, batch_size: int, inputs=None) -> np.ndarray:
     """The cached logits for (teacher, ds), computed and stored first if no file holds them."""
     k = key(teacher, ds)
     path = cache_dir() / f"{k}.npy"
@@ -90,7 +95,7 @@ def load_or_compute(teacher, ds, collator, batch_size: int) -> np.ndarray:
         say(f"teacher cache: reusing {path}")
         return np.load(path)
     say(f"teacher cache: computing the teacher's logits for {len(ds)} examples into {path}")
-    logits = compute(teacher, ds, collator, batch_size)
+    logits = compute(teacher, ds, collator, batch_size, inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{k}.{os.getpid()}.tmp.npy")
     np.save(tmp, logits)

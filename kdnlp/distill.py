@@ -1,4 +1,5 @@
-"""The run of a recipe: data -> models -> one DistillationTrainer per stage -> exported student + metrics."""
+"""The run of a recipe: prepare (recipe, problem, data, models) -> each stage (a DistillationTrainer) -> finish
+(exported student, metrics). What differs between kinds of task is the problem's (kdnlp.problems)."""
 from __future__ import annotations
 
 import json
@@ -6,14 +7,15 @@ import platform
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from kdnlp import recipe as recipes
-from kdnlp.data.glue import GlueTask, encode, get_task, load_split, require_labels
 from kdnlp.errors import KdnlpError, say
+from kdnlp.problems.base import TEACHER_PREFIX, Problem
 from kdnlp.run import RunFolder, write_json
 
 #: Written in a stage's folder when the stage has finished, with its metrics.
@@ -29,15 +31,6 @@ DEFAULT_TRAINING: dict[str, Any] = {
     "per_device_eval_batch_size": 64,
     "seed": 42,
 }
-
-
-def _metrics_fn(task: GlueTask):
-    from kdnlp import metrics
-
-    def compute(pred):
-        return metrics.compute(task, pred.predictions, pred.label_ids)
-
-    return compute
 
 
 def build_loss(stage: recipes.Stage, ctx):
@@ -76,35 +69,270 @@ def _save(model, tokenizer, folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
-def _train_stage(st: recipes.Stage, student, teacher, glue: GlueTask, args, train, dev, tokenizer,
-                 teacher_cache: bool, resume: bool):
-    """One stage: a DistillationTrainer with the stage's composite loss. Returns its metrics and the student.
-    With `resume`, training continues from the stage's last checkpoint if it has one (model, optimizer,
-    scheduler, RNG and sampler position by the Trainer; loss-term parameters by DistillationTrainer)."""
-    from transformers import DataCollatorWithPadding
+@dataclass
+class Run:
+    """Everything a recipe's stages share, made once by `prepare`."""
+
+    rec: recipes.Recipe
+    problem: Problem
+    folder: RunFolder
+    teacher: str | None
+    tokenizer: Any
+    teacher_tokenizer: Any | None  # the teacher's own, when it reads text differently from the student
+    teacher_model: Any | None
+    student_model: Any
+    attention: str | None
+    train: Any  # the raw training split
+    text: Any | None  # unlabeled text for `data: text` stages, encoded
+    dev: Any
+    dev_enc: Any
+    args: dict[str, Any]  # stage name -> TrainingArguments
+    info: dict[str, Any]
+    seed: int
+    teacher_cache: bool
+    resume: bool
+    started: float = field(default_factory=time.time)
+    train_sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def state(self):
+        return next(iter(self.args.values())).distributed_state  # made by TrainingArguments: one per process group
+
+    @property
+    def work(self) -> Path:
+        return self.folder.work
+
+    def encode(self, ds):
+        """`ds` tokenised for the student and, when it reads text differently, for the teacher as well."""
+        enc = self.problem.encode(ds, self.tokenizer, self.rec.max_length)
+        if self.teacher_tokenizer is None:
+            return enc
+        import datasets
+
+        own = self.problem.encode(ds, self.teacher_tokenizer, self.rec.max_length, prefix=TEACHER_PREFIX)
+        return datasets.concatenate_datasets([enc, own], axis=1)
+
+    def collator(self, model):
+        collate = self.problem.collator(self.tokenizer, model)
+        if self.teacher_tokenizer is None:
+            return collate
+        return PairedCollator(collate, self.problem.collator(self.teacher_tokenizer, self.teacher_model))
+
+
+class PairedCollator:
+    """Pads the student's columns with the student's collator and the teacher's (`teacher_...`) with the teacher's."""
+
+    def __init__(self, student, teacher):
+        self.student, self.teacher = student, teacher
+
+    def __call__(self, features: list[dict]) -> dict:
+        own = [{k.removeprefix(TEACHER_PREFIX): v for k, v in f.items() if k.startswith(TEACHER_PREFIX)} for f in features]
+        rest = [{k: v for k, v in f.items() if not k.startswith(TEACHER_PREFIX)} for f in features]
+        return {**self.student(rest), **{TEACHER_PREFIX + k: v for k, v in self.teacher(own).items()}}
+
+
+def _teacher_reading(rec: recipes.Recipe, problem: Problem, teacher: str, student: str, tokenizer, sample):
+    """The teacher's tokenizer if it reads `sample` differently from the student's, else None. Terms that compare
+    the two models token by token or layer by layer need one reading; the others let each read the text its way."""
+    from kdnlp.losses import LOSSES
+    from kdnlp.models import load_tokenizer
+
+    theirs = load_tokenizer(teacher)
+    if theirs.get_vocab() == tokenizer.get_vocab() and problem.encode(sample, theirs, rec.max_length).to_dict() == \
+            problem.encode(sample, tokenizer, rec.max_length).to_dict():
+        return None
+    aligned = [t.name for s in rec.stages for t in s.losses if LOSSES.get(t.loss).aligns(problem.outputs)]
+    if aligned:
+        raise KdnlpError(
+            f"teacher '{teacher}' ({len(theirs)} tokens) and student '{student}' ({len(tokenizer)} tokens) read text "
+            f"differently (different vocabularies or inputs), and the term '{aligned[0]}' compares them token by token "
+            "or layer by layer; use a student built from the teacher (kdnlp init-student)"
+        )
+    say(f"teacher and student read text differently: each reads it with its own tokenizer")
+    return theirs
+
+
+def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None, overrides=None, overwrite=False,
+            max_train_samples=None, max_eval_samples=None, stage=None, text=None, teacher_cache=True, resume=False,
+            problem_options=None) -> Run:
+    """Checks the inputs, loads data and models, and opens the run folder (see `run_recipe`)."""
+    import transformers
+
+    from kdnlp.losses import LOSSES
+    from kdnlp.models import load_tokenizer, num_params
+    from kdnlp.problems import get_problem
+    from kdnlp.students import build_student
+
+    rec = recipe if isinstance(recipe, recipes.Recipe) else recipes.load(recipe, overrides)
+    problem = get_problem(task, **(problem_options or {}))
+    if rec.uses_teacher and teacher is None:
+        raise KdnlpError(f"recipe '{rec.name}' distills from a teacher; pass --teacher")
+    if student is None and (teacher is None or rec.student is None):
+        raise KdnlpError(f"recipe '{rec.name}' builds no student from a teacher; pass the model to train (--student)")
+    folder = RunFolder(output_dir, overwrite)
+    text_stages = [s.name for s in rec.stages if s.data == "text"]
+    if text_stages and not text:
+        raise KdnlpError(f"stage '{text_stages[0]}' of recipe '{rec.name}' trains on unlabeled text; pass --text FILE")
+    if stage is not None and stage not in [s.name for s in rec.stages]:
+        raise KdnlpError(f"unknown stage '{stage}' for recipe '{rec.name}'; valid: {', '.join(s.name for s in rec.stages)}")
+    for name, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
+        if value is not None and value < 1:
+            raise KdnlpError(f"bad value {value} for {name}: must be at least 1")
+
+    seed = int(rec.training.get("seed", DEFAULT_TRAINING["seed"]))
+    if teacher is not None:
+        problem.check_teacher(teacher)
+    tokenizer = load_tokenizer(student or teacher)
+    train = problem.load("train", data_dir, max_train_samples, seed)
+    dev = problem.load("validation", data_dir, max_eval_samples, seed)
+    teacher_tokenizer = None
+    if student is not None and teacher is not None:
+        teacher_tokenizer = _teacher_reading(rec, problem, teacher, student, tokenizer, train.select(range(min(8, len(train)))))
+
+    transformers.set_seed(seed)
+    teacher_model = problem.load_model(teacher, require_head=True) if teacher is not None else None
+    info: dict[str, Any] = {"task": problem.name, "recipe": rec.name, "teacher": teacher, "student": student}
+    if student is not None:
+        student_model = problem.load_model(student, require_head=False)
+    else:
+        student_model, ids = build_student(teacher_model, rec.student)
+        c = student_model.config
+        say(f"student ({rec.student.init}): teacher layers {ids}, hidden {c.hidden_size}, {c.num_attention_heads} heads")
+        info["student_layers"] = ids
+    attention = None
+    if any("attentions" in LOSSES.get(t.loss).needs for st in rec.stages for t in st.losses):
+        attention = "eager"  # sdpa returns no attention maps
+        for model in filter(None, (teacher_model, student_model)):
+            model.set_attn_implementation(attention)
+    info["params"] = {"student": num_params(student_model)}
+    if teacher_model is not None:
+        info["params"]["teacher"] = num_params(teacher_model)
+
+    args = {st.name: _training_args(folder.work / "stages" / st.name, {**problem.training_defaults,
+                                                                        **rec.stage_training(st)})
+            for st in rec.stages}
+    text_set = None
+    if text_stages:
+        from kdnlp.data.text import encode_text, load_text
+
+        text_set = encode_text(load_text(text, max_train_samples, seed), tokenizer, rec.max_length)
+    run = Run(rec, problem, folder, teacher, tokenizer, teacher_tokenizer, teacher_model, student_model, attention,
+              train, text_set, dev, None, args, info, seed, teacher_cache, resume)
+    run.dev_enc = run.encode(dev)
+    settings = {"recipe": rec.to_dict(), "task": problem.name, "teacher": teacher, "student": student, "text": text,
+                "data_dir": data_dir, "max_train_samples": max_train_samples, "max_eval_samples": max_eval_samples}
+    if problem_options:
+        settings["task_options"] = problem_options
+    folder.check(settings, resume)
+    stage_dirs = (folder.work / "stages" / st.name for st in rec.stages)
+    pending = next((f for f in stage_dirs if not (f / STAGE_DONE).is_file()), None)
+    if not (resume or overwrite) and pending and (checkpoint := last_checkpoint(pending)):
+        raise KdnlpError(f"'{folder.work}' holds an interrupted run (stage '{pending.name}' saved {Path(checkpoint).name}); "
+                         "pass --resume to continue it, or --overwrite to start that stage over")
+    run.state.wait_for_everyone()
+    if run.state.is_main_process:
+        folder.start(settings, resume)
+        (folder.work / "recipe.yaml").write_text(yaml.safe_dump(rec.to_dict(), sort_keys=False))
+    run.state.wait_for_everyone()
+    return run
+
+
+def train_set(run: Run, st: recipes.Stage):
+    """The encoded training examples of stage `st`: unlabeled text, or the task's with the stage's targets."""
+    if st.data == "text":
+        run.train_sizes["text"] = len(run.text)
+        return run.text
+    with run.state.main_process_first():  # teacher outputs are generated once, then read from the cache
+        settings = run.rec.generation_settings() if st.targets != "gold" else None
+        ds = run.problem.train_set(run.train, st.targets, run.teacher, settings)
+    run.train_sizes["task"] = len(ds)
+    return run.encode(ds)
+
+
+def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
+    """Trains stage `st` (or loads its student if an earlier run finished it); returns its metrics.
+
+    The loss terms' parameters (projections) are built from the run's seed, whatever earlier stages did to the
+    random state, and the Trainer broadcasts them from rank 0. With `run.resume`, training continues from the
+    stage's last checkpoint if it has one (model, optimizer, scheduler, RNG and sampler position by the Trainer;
+    loss-term parameters by DistillationTrainer)."""
+    import transformers
 
     from kdnlp.losses import LossContext
     from kdnlp.trainer import DistillationTrainer
 
-    loss = build_loss(st, LossContext(glue.num_labels, student.config, getattr(teacher, "config", None)))
+    folder = run.work / "stages" / st.name
+    if (folder / STAGE_DONE).is_file():
+        say(f"stage '{st.name}' finished earlier: using its student")
+        run.student_model = type(run.student_model).from_pretrained(folder / "model", attn_implementation=run.attention)
+        return json.loads((folder / STAGE_DONE).read_text())
+    if not run.resume and run.state.is_main_process and folder.exists():
+        shutil.rmtree(folder)  # checkpoints of an interrupted try: start the stage afresh
+    run.state.wait_for_everyone()
+    train = train_set(run, st)
+    transformers.set_seed(run.seed)
+    ctx = LossContext(run.problem.num_labels, run.student_model.config, getattr(run.teacher_model, "config", None),
+                      run.problem.outputs)
+    loss = build_loss(st, ctx)
     say(f"stage '{st.name}': loss = {loss.formula()}")
+    args = run.args[st.name]
     trainer = DistillationTrainer(
-        model=student,
+        model=run.student_model,
         args=args,
         loss=loss,
-        teacher=teacher,
+        teacher=run.teacher_model,
         train_dataset=train,
-        eval_dataset=dev,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        processing_class=tokenizer,
-        compute_metrics=_metrics_fn(glue),
-        teacher_cache=teacher_cache,
+        eval_dataset=run.dev_enc,
+        data_collator=run.collator(run.student_model),
+        processing_class=run.tokenizer,
+        compute_metrics=run.problem.compute_metrics(),
+        teacher_cache=run.teacher_cache and run.problem.caches_logits,
     )
-    checkpoint = last_checkpoint(Path(args.output_dir)) if resume else None
+    checkpoint = last_checkpoint(Path(args.output_dir)) if run.resume else None
     if checkpoint:
         say(f"stage '{st.name}': resuming from {checkpoint}")
     result = trainer.train(resume_from_checkpoint=checkpoint)
-    return {"train": result.metrics, "eval": trainer.evaluate()}, trainer.model
+    metrics = {"train": result.metrics, "eval": trainer.evaluate()}
+    run.student_model = trainer.model
+    if run.state.is_main_process:
+        _save(run.student_model, run.tokenizer, folder / "model")
+        write_json(folder / STAGE_DONE, metrics)
+    run.state.wait_for_everyone()
+    return metrics
+
+
+def finish(run: Run, stages: dict[str, Any]) -> dict[str, Any]:
+    """Scores the student and moves the run folder into place once the last stage has run; returns the metrics."""
+    import transformers
+
+    last = list(stages)[-1]
+    done = len(stages) == len(run.rec.stages)
+    evaluated = stages[last]["eval"]
+    final = {k.removeprefix("eval_"): v for k, v in evaluated.items()}
+    if done and run.state.is_main_process:
+        final = run.problem.final_metrics(evaluated, run.student_model, run.tokenizer, run.dev, run.rec.max_length)
+    metrics = {"task": run.problem.name, "split": "validation", "examples": len(run.dev), "metrics": final,
+               "summary": run.problem.summary(final, len(run.dev)), "stages": stages, "finished": done}
+    if not done:
+        say(f"stopped after stage '{last}' as asked; the run waits in {run.work}/ (rerun to continue)")
+        return metrics
+    if not run.state.is_main_process:
+        run.state.wait_for_everyone()
+        return metrics
+    _save(run.student_model, run.tokenizer, run.work / "model")
+    write_json(run.work / "metrics.json", metrics)
+    run.info.update(
+        train_examples=run.train_sizes,
+        seconds=round(time.time() - run.started, 1),
+        versions={"python": platform.python_version(), "torch": __import__("torch").__version__,
+                  "transformers": transformers.__version__},
+        command=sys.argv,
+    )
+    write_json(run.work / "run.json", run.info)
+    path = run.folder.finish()
+    say(f"wrote {path}/ (model in {path / 'model'})")
+    run.state.wait_for_everyone()
+    return metrics
 
 
 def run_recipe(
@@ -122,145 +350,39 @@ def run_recipe(
     text: list[str] | None = None,
     teacher_cache: bool = True,
     resume: bool = False,
+    **problem_options: Any,
 ) -> dict[str, Any]:
     """Runs the stages of `recipe` and writes the run folder `output_dir`; returns its metrics.
 
-    The trained model is `student` if given (a classifier, or an encoder that gets a new head), else a
-    student built from the teacher's layers as the recipe's `student` section says. Stages finished by an
-    earlier, interrupted run with the same settings are not redone. With `stage`, only that stage runs (the
-    ones before it must have finished); the run folder is completed when its last stage has run. Stages with
-    `data: text` train on the lines of the `text` files (capped by `max_train_samples`).
+    `task` is a GLUE task or a seq2seq task (`translation`, `summarization`); `problem_options` are the
+    latter's `source`, `target` (languages, file suffixes or columns) and evaluation decoding (`num_beams`,
+    `max_new_tokens`). The trained model is `student` if given (for GLUE a classifier, or an encoder that gets a
+    new head; for seq2seq a model folder, which may hold only a config: random weights), else a student built
+    from the teacher's layers as the recipe's `student` section says. Stages finished by an earlier, interrupted
+    run with the same settings are not redone. With `stage`, only that stage runs (the ones before it must have
+    finished); the run folder is completed when its last stage has run. Stages with `data: text` train on the
+    lines of the `text` files (capped by `max_train_samples`); stages with `targets: teacher` (seq2seq) train on
+    the teacher's generated outputs (kdnlp.generation, cached).
 
     `teacher_cache`: stages whose loss reads only the teacher's logits take them from the disk cache
     (kdnlp.cache). `resume`: continue the interrupted run of `output_dir` with the same settings, mid-stage from
     the stage's last checkpoint. Under a multi-process launch (torchrun, `accelerate launch`, `--num-processes`)
     every process trains; only the main process writes the run folder.
     """
-    import transformers
-
-    from kdnlp.losses import LOSSES
-    from kdnlp.models import check_classifier, check_same_vocab, load_classifier, load_tokenizer, num_params
-    from kdnlp.students import build_student
-
-    rec = recipe if isinstance(recipe, recipes.Recipe) else recipes.load(recipe, overrides)
-    glue = get_task(task)
-    if rec.uses_teacher and teacher is None:
-        raise KdnlpError(f"recipe '{rec.name}' distills from a teacher; pass --teacher")
-    if student is None and (teacher is None or rec.student is None):
-        raise KdnlpError(f"recipe '{rec.name}' builds no student from a teacher; pass the model to train (--student)")
-    run = RunFolder(output_dir, overwrite)
-    text_stages = [s.name for s in rec.stages if s.data == "text"]
-    if text_stages and not text:
-        raise KdnlpError(f"stage '{text_stages[0]}' of recipe '{rec.name}' trains on unlabeled text; pass --text FILE")
-    if stage is not None and stage not in [s.name for s in rec.stages]:
-        raise KdnlpError(f"unknown stage '{stage}' for recipe '{rec.name}'; valid: {', '.join(s.name for s in rec.stages)}")
-    for name, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
-        if value is not None and value < 1:
-            raise KdnlpError(f"bad value {value} for {name}: must be at least 1")
-
-    seed = int(rec.training.get("seed", DEFAULT_TRAINING["seed"]))
-    if teacher is not None:
-        check_classifier(teacher, glue)
-    tokenizer = load_tokenizer(student or teacher)
-    if student is not None and teacher is not None:
-        check_same_vocab(load_tokenizer(teacher), tokenizer, teacher, student)
-    train = load_split(glue, "train", data_dir, max_train_samples, seed)
-    dev = load_split(glue, "validation", data_dir, max_eval_samples, seed)
-    require_labels(dev, glue, "validation")
-
-    transformers.set_seed(seed)
-    teacher_model = load_classifier(teacher, glue, require_head=True) if teacher is not None else None
-    info: dict[str, Any] = {"task": glue.name, "recipe": rec.name, "teacher": teacher, "student": student}
-    if student is not None:
-        student_model = load_classifier(student, glue, require_head=False)
-    else:
-        student_model, ids = build_student(teacher_model, rec.student)
-        c = student_model.config
-        say(f"student ({rec.student.init}): {len(ids)} layers from teacher layers {ids}, hidden {c.hidden_size}, "
-             f"{c.num_attention_heads} heads")
-        info["student_layers"] = ids
-    attention = None
-    if any("attentions" in LOSSES.get(t.loss).needs for st in rec.stages for t in st.losses):
-        attention = "eager"  # sdpa returns no attention maps
-        for model in filter(None, (teacher_model, student_model)):
-            model.set_attn_implementation(attention)
-    info["params"] = {"student": num_params(student_model)}
-    if teacher_model is not None:
-        info["params"]["teacher"] = num_params(teacher_model)
-
-    args = {st.name: _training_args(run.work / "stages" / st.name, rec.stage_training(st)) for st in rec.stages}
-    state = next(iter(args.values())).distributed_state  # made by TrainingArguments: one per process group
-    train_sets = {"task": encode(train, tokenizer, glue, rec.max_length)}
-    if text_stages:
-        from kdnlp.data.text import encode_text, load_text
-
-        train_sets["text"] = encode_text(load_text(text, max_train_samples, seed), tokenizer, rec.max_length)
-    dev_enc = encode(dev, tokenizer, glue, rec.max_length)
-    settings = {"recipe": rec.to_dict(), "task": glue.name, "teacher": teacher, "student": student, "text": text,
-                "data_dir": data_dir, "max_train_samples": max_train_samples, "max_eval_samples": max_eval_samples}
-    run.check(settings, resume)
-    folders = (run.work / "stages" / st.name for st in rec.stages)
-    pending = next((f for f in folders if not (f / STAGE_DONE).is_file()), None)
-    if not (resume or overwrite) and pending and (checkpoint := last_checkpoint(pending)):
-        raise KdnlpError(f"'{run.work}' holds an interrupted run (stage '{pending.name}' saved {Path(checkpoint).name}); "
-                         "pass --resume to continue it, or --overwrite to start that stage over")
-    state.wait_for_everyone()
-    if state.is_main_process:
-        run.start(settings, resume)
-        (run.work / "recipe.yaml").write_text(yaml.safe_dump(rec.to_dict(), sort_keys=False))
-    state.wait_for_everyone()
-    work = run.work
-    started = time.time()
+    options = {k: v for k, v in problem_options.items() if v is not None}
+    run = prepare(recipe, task, output_dir, teacher, student, data_dir, overrides, overwrite, max_train_samples,
+                  max_eval_samples, stage, text, teacher_cache, resume, options)
     stages: dict[str, Any] = {}
-    for st in rec.stages:
-        folder = work / "stages" / st.name
-        if (folder / STAGE_DONE).is_file():
-            say(f"stage '{st.name}' finished earlier: using its student")
-            stages[st.name] = json.loads((folder / STAGE_DONE).read_text())
-            student_model = type(student_model).from_pretrained(folder / "model", attn_implementation=attention)
-        elif stage is not None and st.name != stage:
+    for st in run.rec.stages:
+        if stage is not None and st.name != stage and not (run.work / "stages" / st.name / STAGE_DONE).is_file():
             raise KdnlpError(f"stage '{stage}' starts from stage '{st.name}', which has not run; run --stage {st.name} first")
-        else:
-            if not resume and state.is_main_process and folder.exists():
-                shutil.rmtree(folder)  # checkpoints of an interrupted try: start the stage afresh
-            state.wait_for_everyone()
-            stages[st.name], student_model = _train_stage(
-                st, student_model, teacher_model, glue, args[st.name], train_sets[st.data], dev_enc, tokenizer,
-                teacher_cache, resume
-            )
-            if state.is_main_process:
-                _save(student_model, tokenizer, folder / "model")
-                write_json(folder / STAGE_DONE, stages[st.name])
-            state.wait_for_everyone()
+        stages[st.name] = run_stage(run, st)
         if st.name == stage:
             break
-
-    last = list(stages)[-1]
-    final = {k.removeprefix("eval_"): v for k, v in stages[last]["eval"].items()}
-    metrics = {"task": glue.name, "split": "validation", "examples": len(dev), "metrics": final, "stages": stages,
-               "finished": len(stages) == len(rec.stages)}
-    if not metrics["finished"]:
-        say(f"stopped after stage '{last}' as asked; the run waits in {work}/ (rerun to continue)")
-        return metrics
-    if not state.is_main_process:
-        state.wait_for_everyone()
-        return metrics
-    _save(student_model, tokenizer, work / "model")
-    write_json(work / "metrics.json", metrics)
-    info.update(
-        train_examples={name: len(ds) for name, ds in train_sets.items()},
-        seconds=round(time.time() - started, 1),
-        versions={"python": platform.python_version(), "torch": __import__("torch").__version__,
-                  "transformers": transformers.__version__},
-        command=sys.argv,
-    )
-    write_json(work / "run.json", info)
-    path = run.finish()
-    say(f"wrote {path}/ (model in {path / 'model'})")
-    state.wait_for_everyone()
-    return metrics
+    return finish(run, stages)
 
 
 def finetune(model: str, task: str, output_dir: str | Path, **kwargs) -> dict[str, Any]:
-    """Fine-tunes `model` (an encoder or a classifier) on the task's labels with the `finetune` recipe."""
+    """Fine-tunes `model` on the task's labels or targets with the `finetune` recipe (for seq2seq, a folder with
+    only a config and a tokenizer trains from random weights: a teacher from scratch)."""
     return run_recipe("finetune", task, output_dir, student=model, **kwargs)

@@ -1,64 +1,7 @@
-"""GLUE evaluation of model folders, parameter counts and CPU speed, side by side."""
+"""Evaluation of model folders on any task (kdnlp.problems): metrics, parameter counts and CPU speed, side by side."""
 from __future__ import annotations
 
-import statistics
-import time
 from typing import Any
-
-from kdnlp.data.glue import GlueTask, encode, get_task, load_split, require_labels
-from kdnlp.errors import KdnlpError
-
-
-def predict(model, tokenizer, dataset, batch_size: int = 64):
-    """Logits for a tokenised dataset (dynamic padding, no gradients)."""
-    import numpy as np
-    import torch
-    from transformers import DataCollatorWithPadding
-
-    collate = DataCollatorWithPadding(tokenizer)
-    features = dataset.remove_columns([c for c in dataset.column_names if c == "labels"])
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(features), batch_size):
-            batch = collate([features[i] for i in range(start, min(start + batch_size, len(features)))])
-            out.append(model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float().cpu().numpy())
-    return np.concatenate(out)
-
-
-def measure_speed(model, tokenizer, texts: list, max_length: int = 128, repeats: int = 3) -> dict[str, float]:
-    """Median latency (ms) of one example at a time, and examples/s in batches of 32, on real inputs.
-
-    `texts` are tuples of the task's text fields; at least 32 are needed.
-    """
-    import torch
-
-    if len(texts) < 32:
-        raise KdnlpError(f"speed needs at least 32 examples, got {len(texts)}")
-    model.eval()
-
-    def run(batch):
-        enc = tokenizer(*zip(*batch), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-        model(**{k: v.to(model.device) for k, v in enc.items()})
-
-    with torch.inference_mode():
-        singles = texts[:64]
-        for t in singles[:8]:
-            run([t])  # warm-up
-        latencies = []
-        for t in singles:
-            start = time.perf_counter()
-            run([t])
-            latencies.append(time.perf_counter() - start)
-        batches = [texts[i : i + 32] for i in range(0, min(len(texts), 256) - 31, 32)]
-        run(batches[0])
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for b in batches:
-                run(b)
-            best = min(best, time.perf_counter() - start)
-    return {"latency_ms_b1": 1000 * statistics.median(latencies), "throughput_b32": 32 * len(batches) / best}
 
 
 def evaluate_models(
@@ -70,24 +13,23 @@ def evaluate_models(
     speed: bool = False,
     max_length: int = 128,
     batch_size: int = 64,
+    **problem_options: Any,
 ) -> dict[str, Any]:
-    """Metrics (and optionally size and speed) of each model; the first is the reference of the others."""
-    from kdnlp import metrics
-    from kdnlp.models import load_classifier, load_tokenizer, num_params
+    """Metrics (and optionally size and speed) of each model; the first is the reference of the others.
+    `problem_options`: a seq2seq task's `source`, `target`, `num_beams` and `max_new_tokens` (kdnlp.problems)."""
+    from kdnlp.models import load_tokenizer, num_params
+    from kdnlp.problems import get_problem
 
-    glue: GlueTask = get_task(task)
-    ds = load_split(glue, split, data_dir, max_samples)
-    require_labels(ds, glue, split)
-    texts = list(zip(*(ds[k] for k in glue.keys)))
+    problem = get_problem(task, **problem_options)
+    ds = problem.load(split, data_dir, max_samples)
     rows = []
     for name in names:
         tokenizer = load_tokenizer(name)
-        model = load_classifier(name, glue, require_head=True)
-        logits = predict(model, tokenizer, encode(ds, tokenizer, glue, max_length), batch_size)
-        scores = metrics.compute(glue, logits, ds["label"])
-        row = {"model": name, "metrics": scores, "score": metrics.task_score(glue, scores), "params": num_params(model)}
+        model = problem.load_model(name, require_head=True)
+        scores = problem.score(model, tokenizer, ds, max_length, batch_size)
+        row = {"model": name, "metrics": scores, "score": problem.task_score(scores), "params": num_params(model)}
         if speed:
-            row.update(measure_speed(model, tokenizer, texts, max_length))
+            row.update(problem.speed(model, tokenizer, ds, max_length))
         rows.append(row)
     ref = rows[0]
     for row in rows:
@@ -95,12 +37,12 @@ def evaluate_models(
         if speed:
             row["speedup_b1"] = ref["latency_ms_b1"] / row["latency_ms_b1"]
             row["speedup_b32"] = row["throughput_b32"] / ref["throughput_b32"]
-    return {"task": glue.name, "split": split, "examples": len(ds), "models": rows}
+    return {"task": problem.name, "split": split, "examples": len(ds), "scale": problem.display_scale, "models": rows}
 
 
 def format_table(result: dict[str, Any]) -> str:
     """A Markdown table of `evaluate_models`' result."""
-    rows = result["models"]
+    rows, scale = result["models"], result.get("scale", 100.0)
     metric_names = list(rows[0]["metrics"])
     speed = "latency_ms_b1" in rows[0]
     head = ["model", *metric_names, "params (M)"]
@@ -110,7 +52,7 @@ def format_table(result: dict[str, Any]) -> str:
         head += ["latency b1 (ms)", "throughput b32 (ex/s)", "speedup b1", "speedup b32"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["model"], *(f"{100 * r['metrics'][m]:.2f}" for m in metric_names)]
+        cells = [r["model"], *(f"{scale * r['metrics'][m]:.2f}" for m in metric_names)]
         if len(rows) > 1:
             cells.append(f"{r['score_pct_of_first']:.1f}%")
         cells.append(f"{r['params'] / 1e6:.1f}")
@@ -118,5 +60,6 @@ def format_table(result: dict[str, Any]) -> str:
             cells += [f"{r['latency_ms_b1']:.1f}", f"{r['throughput_b32']:.0f}", f"{r['speedup_b1']:.2f}x",
                       f"{r['speedup_b32']:.2f}x"]
         lines.append("| " + " | ".join(cells) + " |")
-    title = f"{result['task']} {result['split']} ({result['examples']} examples; metrics x100)"
+    shown = "; metrics x100" if scale == 100 else ""
+    title = f"{result['task']} {result['split']} ({result['examples']} examples{shown})"
     return title + "\n" + "\n".join(lines)

@@ -88,14 +88,5 @@ def load_classifier(name: str, task: GlueTask, require_head: bool, **kwargs):
     )
 
 
-def check_same_vocab(teacher_tok, student_tok, teacher: str, student: str) -> None:
-    """Soft targets compare token-aligned models: both must read text the same way."""
-    if teacher_tok.get_vocab() != student_tok.get_vocab():
-        raise KdnlpError(
-            f"teacher '{teacher}' ({len(teacher_tok)} tokens) and student '{student}' ({len(student_tok)} tokens) "
-            "have different vocabularies; use a student built from the teacher (kdnlp init-student)"
-        )
-
-
 def num_params(model) -> int:
     return sum(p.numel() for p in model.parameters())

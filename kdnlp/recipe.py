@@ -60,12 +60,16 @@ class LossTerm:
 @dataclass
 class Stage:
     """One training run of the student. `data: text` trains on unlabeled text (`--text` files) instead of the
-    task's train split: TinyBERT's general distillation, for losses that need no labels."""
+    task's train split: TinyBERT's general distillation, for losses that need no labels. `targets` (seq2seq) are
+    what the student learns to output: the gold targets, the teacher's best beam (`teacher`, sequence-level KD),
+    of its k beams the one closest to the gold target by sentence BLEU (`inter`, Seq-Inter), or each example
+    twice, with the gold and with the teacher's target (`both`); the teacher decodes as `generation` says."""
 
     name: str
     losses: list[LossTerm]
     training: dict[str, Any] = field(default_factory=dict)
     data: Literal["task", "text"] = "task"
+    targets: Literal["gold", "teacher", "inter", "both"] = "gold"
 
 
 @dataclass
@@ -77,12 +81,19 @@ class Recipe:
     student: StudentSpec | None = None
     max_length: int = 128
     training: dict[str, Any] = field(default_factory=dict)
+    generation: dict[str, Any] = field(default_factory=dict)
+
+    def generation_settings(self):
+        """How the teacher decodes the targets of `targets: teacher` stages (kdnlp.generation.GenerationSettings)."""
+        from kdnlp.generation import GenerationSettings
+
+        return from_dict(GenerationSettings, {"max_source_length": self.max_length, **self.generation}, "generation")
 
     @property
     def uses_teacher(self) -> bool:
         from kdnlp.losses import LOSSES
 
-        return any(LOSSES.get(t.loss).uses_teacher for s in self.stages for t in s.losses)
+        return any(s.targets != "gold" or any(LOSSES.get(t.loss).uses_teacher for t in s.losses) for s in self.stages)
 
     def stage_training(self, stage: Stage) -> dict[str, Any]:
         return {**self.training, **stage.training}
@@ -96,12 +107,15 @@ class Recipe:
             out["student"] = dataclasses.asdict(self.student)
         out["max_length"] = self.max_length
         out["training"] = dict(self.training)
+        if self.generation:
+            out["generation"] = dict(self.generation)
         out["stages"] = [
             {
                 "name": s.name,
                 "losses": [{"loss": t.loss, "name": t.name, "weight": t.weight, **t.params} for t in s.losses],
                 "training": dict(s.training),
                 "data": s.data,
+                **({"targets": s.targets} if s.targets != "gold" else {}),
             }
             for s in self.stages
         ]
@@ -251,9 +265,10 @@ def parse(data: dict[str, Any]) -> Recipe:
     for i, raw in enumerate(coerce(data["stages"], list, "stages")):
         if not isinstance(raw, dict):
             raise KdnlpError(f"stages[{i}] must be a mapping, got {raw!r}")
-        extra = [k for k in raw if k not in ("name", "losses", "training", "data")]
+        keys = ("name", "losses", "training", "data", "targets")
+        extra = [k for k in raw if k not in keys]
         if extra:
-            raise KdnlpError(f"unknown key 'stages[{i}].{extra[0]}'; valid keys: name, losses, training, data")
+            raise KdnlpError(f"unknown key 'stages[{i}].{extra[0]}'; valid keys: {', '.join(keys)}")
         name = coerce(raw.get("name", f"stage{i + 1}"), str, f"stages[{i}].name")
         terms = [_parse_term(t, f"stages.{name}.losses[{j}]") for j, t in enumerate(raw.get("losses") or [])]
         if not terms:
@@ -268,22 +283,28 @@ def parse(data: dict[str, Any]) -> Recipe:
             labelled = [t.loss for t in terms if not LOSSES.get(t.loss).uses_teacher]
             if labelled:
                 raise KdnlpError(f"stage '{name}' trains on unlabeled text, but its loss '{labelled[0]}' needs labels")
-        stages.append(Stage(name, terms, _check_training(raw.get("training") or {}, f"stages.{name}.training"), source))
+        targets = coerce(raw.get("targets", "gold"), typing.get_type_hints(Stage)["targets"], f"stages.{name}.targets")
+        stages.append(Stage(name, terms, _check_training(raw.get("training") or {}, f"stages.{name}.training"), source,
+                            targets))
     if len({s.name for s in stages}) != len(stages):
         raise KdnlpError("stage names must be unique")
     student = data.get("student")
     max_length = coerce(data.get("max_length", 128), int, "max_length")
     if max_length < 8:
         raise KdnlpError(f"bad value {max_length} for max_length: must be at least 8")
-    return Recipe(
+    recipe = Recipe(
         name=coerce(data["name"], str, "name"),
         description=coerce(data["description"], str, "description"),
         paper=coerce(data.get("paper", ""), str, "paper"),
         student=None if student is None else from_dict(StudentSpec, student, "student"),
         max_length=max_length,
         training=_check_training(data.get("training") or {}, "training"),
+        generation=coerce(data.get("generation") or {}, dict, "generation"),
         stages=stages,
     )
+    if recipe.generation or any(s.targets != "gold" for s in stages):
+        recipe.generation_settings()  # validates the keys and values
+    return recipe
 
 
 def load(name_or_path: str, overrides: list[str] | None = None) -> Recipe:

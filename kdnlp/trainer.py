@@ -2,41 +2,58 @@
 
 Contract: the teacher is frozen, in eval mode, run under no_grad, prepared by Accelerate for evaluation
 only; it is never `self.model`, so it is neither optimised nor saved. Parameters of the loss terms
-(projections) are trained with the student but live outside it. Evaluation returns the student's logits only.
+(projections) are trained with the student but live outside it: they are in the optimizer, in the gradient
+norm and its clipping, averaged over processes, and checkpointed beside the model. Evaluation returns the
+student's logits only.
+
+The trainer knows no kind of task. Each model is fed the inputs its own `forward` takes; a teacher with its own
+tokenizer reads the columns prefixed `teacher_` (see kdnlp.distill). The loss is scaled by the item count the
+Trainer uses (`labels != -100`: examples for classification, target tokens for seq2seq), so terms that are
+means over items are exact under gradient accumulation and multi-process training.
 """
 from __future__ import annotations
 
+import copy
+import inspect
+import itertools
 import os
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback
-from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.utils import ModelOutput
 
 from kdnlp import cache
-from kdnlp.errors import KdnlpError, say
+from kdnlp.errors import KdnlpError
 from kdnlp.losses import CompositeLoss
-
+from kdnlp.problems.base import TEACHER_PREFIX
 
 #: File in each checkpoint holding the loss terms' parameters (projections), so a resumed stage gets them back.
 LOSS_STATE = "kdnlp_loss.pt"
 
 
-class _LossGrads(TrainerCallback):
-    """What DDP and the Trainer do for the model's gradients, done for the loss terms' parameters (projections),
-    which live outside the wrapped model: averaged over processes before each optimizer step (else each
-    process would train its own projections), and zeroed after it (else they would accumulate all run long)."""
+@dataclass
+class Outputs(ModelOutput):
+    """Model outputs as the losses read them, whatever model made them (or the cache)."""
+
+    logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+def forward_inputs(model: torch.nn.Module) -> set[str]:
+    """The names `model.forward` takes (through DDP or Accelerate wrappers)."""
+    inner = getattr(model, "module", model)
+    return set(inspect.signature(inner.forward).parameters)
+
+
+class _ZeroLossGrads(TrainerCallback):
+    """The loss terms' parameters live outside the model, so the Trainer does not zero their gradients."""
 
     def __init__(self, loss: torch.nn.Module):
         self.loss = loss
-
-    def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        if args.world_size > 1:
-            for p in self.loss.parameters():
-                if p.grad is not None:
-                    torch.distributed.all_reduce(p.grad)
-                    p.grad /= args.world_size
 
     def on_step_end(self, args, state, control, **kwargs):
         self.loss.zero_grad(set_to_none=True)
@@ -51,31 +68,40 @@ class DistillationTrainer(Trainer):
         """`teacher_cache`: read the teacher's logits for the training set from the disk cache (kdnlp.cache),
         computing them once, instead of running the teacher every step; used when the loss reads only logits."""
         super().__init__(*args, **kwargs)
-        # The Trainer counts the examples of all accumulated micro-batches only for models that take loss kwargs.
+        # The Trainer counts the items of all accumulated micro-batches only for models that take loss kwargs.
         self.model_accepts_loss_kwargs = True
         self.distill_loss = loss.to(self.args.device)
-        self.add_callback(_LossGrads(self.distill_loss))
+        if self.args.world_size > 1:  # every process starts from rank 0's projections
+            for p in self.distill_loss.parameters():
+                torch.distributed.broadcast(p.data, src=0)
+        self.add_callback(_ZeroLossGrads(self.distill_loss))
         self.teacher = None
         if loss.uses_teacher:
             if teacher is None:
                 raise KdnlpError(f"the loss {loss.formula()} needs a teacher; pass --teacher")
+            if self.args.bf16 or self.args.fp16:  # inference only: half the memory; a copy, so others keep fp32
+                teacher = copy.deepcopy(teacher).to(torch.bfloat16 if self.args.bf16 else torch.float16)
             teacher.eval()
             teacher.requires_grad_(False)
-            if self.args.bf16 or self.args.fp16:  # inference only: half the memory, no casts per op
-                teacher.to(torch.bfloat16 if self.args.bf16 else torch.float16)
+            self._teacher_inputs = forward_inputs(teacher)
             self.teacher = self.accelerator.prepare_model(teacher, evaluation_mode=True)
             if teacher_cache and loss.needs == {"logits"} and self.train_dataset is not None:
                 with self.args.main_process_first(desc="teacher cache"):
                     logits = cache.load_or_compute(self.teacher, self.train_dataset, self.data_collator,
-                                                   self.args.per_device_eval_batch_size)
+                                                   self.args.per_device_eval_batch_size, self._teacher_batch)
                 self.train_dataset = cache.attach(self.train_dataset, logits)
         self._term_sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
         self._term_steps = 0
+        self._student_inputs: set[str] | None = None
 
     def _set_signature_columns_if_needed(self) -> None:
-        super()._set_signature_columns_if_needed()
-        if cache.COLUMN not in self._signature_columns:  # keep the cached logits through column removal
-            self._signature_columns.append(cache.COLUMN)
+        if self._signature_columns is None:
+            super()._set_signature_columns_if_needed()
+            # keep what the teacher reads (its own inputs, its prefixed tokenisation) and the cached logits
+            extra = [cache.COLUMN]
+            if self.teacher is not None:
+                extra += [*self._teacher_inputs, *(TEACHER_PREFIX + k for k in self._teacher_inputs)]
+            self._signature_columns += [c for c in extra if c not in self._signature_columns]
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model)
@@ -83,6 +109,24 @@ class DistillationTrainer(Trainer):
         if extra and not any(p is e for g in optimizer.param_groups for p in g["params"] for e in extra):
             optimizer.add_param_group({"params": extra, "weight_decay": 0.0})
         return optimizer
+
+    def _trained_parameters(self, model):
+        """The model's parameters and the loss terms' (projections), whose gradients are first averaged over
+        processes: DDP averages the model's only."""
+        loss_params = [p for p in self.distill_loss.parameters() if p.grad is not None]
+        if self.args.world_size > 1:
+            for p in loss_params:
+                torch.distributed.all_reduce(p.grad)
+                p.grad /= self.args.world_size
+        return itertools.chain(model.parameters(), loss_params)
+
+    def _clip_grad_norm(self, model):
+        return self.accelerator.clip_grad_norm_(self._trained_parameters(model), self.args.max_grad_norm)
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        if grad_norm is None:  # not clipped: the gradients still need averaging, and the norm counting them
+            grad_norm = self.accelerator.clip_grad_norm_(self._trained_parameters(model), float("inf"))
+        return super()._get_grad_norm(model, grad_norm)
 
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
         super()._save_optimizer_and_scheduler(output_dir)
@@ -98,33 +142,44 @@ class DistillationTrainer(Trainer):
         needs = self.distill_loss.needs
         return {"output_hidden_states": "hidden_states" in needs, "output_attentions": "attentions" in needs}
 
-    def teacher_outputs(self, inputs: dict[str, torch.Tensor]) -> Any:
+    def _teacher_batch(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """What the teacher's forward takes from a batch: its own tokenisation if the batch has one."""
+        own = {k.removeprefix(TEACHER_PREFIX): v for k, v in inputs.items() if k.startswith(TEACHER_PREFIX)}
+        if own:  # the student's decoder inputs (seq2seq targets) are shared; the source is the teacher's own
+            own = {**{k: v for k, v in inputs.items() if k.startswith("decoder_")}, **own}
+        return {k: v for k, v in (own or inputs).items() if k in self._teacher_inputs and k != "labels"}
+
+    def teacher_outputs(self, inputs: dict[str, torch.Tensor]) -> Outputs | None:
         """The one place teacher outputs come from: the cached logits that came with the batch, or a forward pass."""
         if self.teacher is None:
             return None
         if cache.COLUMN in inputs:
-            return SequenceClassifierOutput(logits=inputs[cache.COLUMN])
+            return Outputs(logits=inputs[cache.COLUMN])
         with torch.no_grad():
-            return self.teacher(**{k: v for k, v in inputs.items() if k != "labels"}, **self._output_kwargs())
+            out = self.teacher(**self._teacher_batch(inputs), **self._output_kwargs())
+        return Outputs(logits=out.logits, hidden_states=out.get("hidden_states"), attentions=out.get("attentions"))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        model_inputs = {k: v for k, v in inputs.items() if k not in ("labels", cache.COLUMN)}
-        student_out = model(**model_inputs, **self._output_kwargs())
+        if self._student_inputs is None:
+            self._student_inputs = forward_inputs(model) - {"labels"}  # labels: the model would add its own loss
+        student_out = model(**{k: v for k, v in inputs.items() if k in self._student_inputs}, **self._output_kwargs())
+        student_out = Outputs(logits=student_out.logits, hidden_states=student_out.get("hidden_states"),
+                              attentions=student_out.get("attentions"))
         loss, terms = self.distill_loss(student_out, self.teacher_outputs(inputs), inputs)
         if model.training:
             for name, value in terms.items():
                 self._term_sums[name] += value
             self._term_steps += 1
-            # Terms are means over this micro-batch; turn them into this batch's share of the mean over all
-            # examples of the optimizer step (exact with gradient accumulation and uneven last batches).
+            # Terms are means over this micro-batch's items; turn them into this micro-batch's share of the mean
+            # over all items of the optimizer step (exact with gradient accumulation and uneven last batches).
             if num_items_in_batch is not None:
-                loss = loss * (inputs["labels"].shape[0] / num_items_in_batch)
+                loss = loss * (inputs["labels"].ne(-100).sum() / num_items_in_batch)
                 if self.args.average_tokens_across_devices and self.args.world_size > 1:
                     loss = loss * self.args.world_size  # DDP averages gradients over processes
             else:
                 loss = loss / self.current_gradient_accumulation_steps
         if return_outputs:
-            return loss, SequenceClassifierOutput(logits=student_out.logits)
+            return loss, Outputs(logits=student_out.logits)
         return loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:

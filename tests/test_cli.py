@@ -80,8 +80,21 @@ def test_unknown_recipe_and_recipe_key(folders):
     assert_user_error(distill(folders, "--set", "losses.hinton.temp=1"), "temp", "valid keys: temperature")
 
 
-def test_different_vocabularies(folders):
-    assert_user_error(distill(folders, "--student", folders["other"]), "different vocabularies", "8 tokens")
+def test_different_vocabularies(folders, tmp_path):
+    """Terms that compare tokens or layers need one vocabulary; soft targets on classes do not."""
+    refused = kdnlp("distill", "--recipe", "distilbert", "--teacher", folders["teacher"], "--student", folders["other"],
+                    "--task", "sst2", "--data-dir", folders["glue"], "--output-dir", tmp_path / "refused")
+    assert_user_error(refused, "different vocabularies", "8 tokens", "'cosine'")
+    assert not (tmp_path / "refused").exists() and not (tmp_path / "refused.partial").exists()
+    run = tmp_path / "own-tokenizers"
+    ok = kdnlp("distill", "--recipe", "hinton", "--teacher", folders["teacher"], "--student", folders["other"],
+               "--task", "sst2", "--data-dir", folders["glue"], "--output-dir", run, "--set", "training.max_steps=2",
+               "--set", "training.save_strategy=no")
+    assert ok.returncode == 0, ok.stderr
+    assert "each reads it with its own tokenizer" in ok.stderr
+    from transformers import AutoTokenizer
+
+    assert len(AutoTokenizer.from_pretrained(run / "model")) == 8  # the student keeps its own vocabulary
 
 
 def test_teacher_label_count_must_match_the_task(folders):

@@ -86,10 +86,10 @@ def test_cached_logits_are_the_teachers_in_row_order(tokenizer):
 
 
 def test_bf16_on_cpu_runs_the_teacher_in_bf16_and_keeps_losses_finite(tmp_path, tokenizer):
-    trainer, teacher = make_trainer(tmp_path, tokenizer, {"hinton": 0.5, "ce": 0.5, "cosine": 1.0}, steps=3, bf16=True)
+    trainer, _ = make_trainer(tmp_path, tokenizer, {"hinton": 0.5, "ce": 0.5, "cosine": 1.0}, steps=3, bf16=True)
     start = flat(trainer.model)
     trainer.train()
-    assert {p.dtype for p in teacher.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in trainer.teacher.parameters()} == {torch.bfloat16}  # its own copy (test_run_path)
     assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}  # master weights stay fp32
     logged = [h for h in trainer.state.log_history if "loss" in h]
     assert logged and all(torch.isfinite(torch.tensor(h["loss/hinton"])) and h["loss/hinton"] > 0 for h in logged)

@@ -5,7 +5,6 @@ from typing import Annotated, Optional
 import typer
 
 from kdnlp.cli import options as o
-from kdnlp.cli.finetune import _summary
 
 
 def distill(
@@ -15,6 +14,10 @@ def distill(
     output_dir: o.OutputDir,
     student: Annotated[Optional[str], typer.Option("--student", help="Student to train; default: built from the teacher's layers as the recipe says.")] = None,
     data_dir: o.DataDir = None,
+    source: o.Source = None,
+    target: o.Target = None,
+    num_beams: o.NumBeams = None,
+    max_new_tokens: o.MaxNewTokens = None,
     set_: o.Sets = None,
     max_train_samples: o.MaxTrain = None,
     max_eval_samples: o.MaxEval = None,
@@ -35,5 +38,6 @@ def distill(
     result = run_recipe(recipe, task, output_dir, teacher=teacher, student=student, data_dir=data_dir,
                         overrides=overrides, overwrite=overwrite, max_train_samples=max_train_samples,
                         max_eval_samples=max_eval_samples, stage=stage, text=text,
-                        teacher_cache=not no_teacher_cache, resume=resume)
-    typer.echo(_summary(result))
+                        teacher_cache=not no_teacher_cache, resume=resume,
+                        **o.task_options(source, target, num_beams, max_new_tokens))
+    typer.echo(result["summary"])

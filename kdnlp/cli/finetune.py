@@ -12,6 +12,10 @@ def finetune(
     task: o.Task,
     output_dir: o.OutputDir,
     data_dir: o.DataDir = None,
+    source: o.Source = None,
+    target: o.Target = None,
+    num_beams: o.NumBeams = None,
+    max_new_tokens: o.MaxNewTokens = None,
     set_: o.Sets = None,
     max_train_samples: o.MaxTrain = None,
     max_eval_samples: o.MaxEval = None,
@@ -21,17 +25,11 @@ def finetune(
     fp16: o.Fp16 = False,
     num_processes: o.NumProcesses = 1,
 ) -> None:
-    """Fine-tune a model on a GLUE task (to make a teacher). Writes a Hugging Face model folder in OUTPUT_DIR/model."""
+    """Fine-tune a model on a task (to make a teacher; a seq2seq folder with only a config trains from scratch). Writes a Hugging Face model folder in OUTPUT_DIR/model."""
     overrides = [*(set_ or []), *o.precision(bf16, fp16)]
     o.relaunch(num_processes)
     from kdnlp.distill import finetune as run
 
     result = run(model, task, output_dir, data_dir=data_dir, overrides=overrides, overwrite=overwrite,
-                 max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, resume=resume)
-    typer.echo(_summary(result))
-
-
-def _summary(result: dict) -> str:
-    scores = ", ".join(f"{k} {100 * v:.2f}" for k, v in result["metrics"].items()
-                       if k in ("accuracy", "f1", "matthews_correlation", "pearson", "spearmanr"))
-    return f"{result['task']} dev ({result['examples']} examples): {scores}"
+                 max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, resume=resume, **o.task_options(source, target, num_beams, max_new_tokens))
+    typer.echo(result["summary"])

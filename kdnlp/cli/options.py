@@ -9,11 +9,15 @@ import typer
 
 from kdnlp.errors import KdnlpError
 
-Task = Annotated[str, typer.Option("--task", "-t", help="GLUE task: cola, sst2, mrpc, qqp, stsb, mnli, mnli-mm, qnli, rte, wnli.")]
+Task = Annotated[str, typer.Option("--task", "-t", help="GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, mnli-mm, qnli, rte, wnli) or seq2seq task (translation, summarization).")]
 DataDir = Annotated[
     Optional[str],
-    typer.Option("--data-dir", envvar="GLUE_DIR", help="Local GLUE folder (GLUE download layout); default $GLUE_DIR, else the Hub dataset nyu-mll/glue."),
+    typer.Option("--data-dir", envvar="GLUE_DIR", help="GLUE: local GLUE folder (download layout), default $GLUE_DIR, else the Hub dataset nyu-mll/glue. Seq2seq: a folder of parallel files (train.en/train.de, .source/.target, JSON lines), a saved dataset or a Hub id."),
 ]
+Source = Annotated[Optional[str], typer.Option("--source", help="Seq2seq: source language, file suffix or column (e.g. en).")]
+Target = Annotated[Optional[str], typer.Option("--target", help="Seq2seq: target language, file suffix or column (e.g. de).")]
+NumBeams = Annotated[Optional[int], typer.Option("--num-beams", min=1, help="Seq2seq evaluation: beams when decoding (1 = greedy; default 5).")]
+MaxNewTokens = Annotated[Optional[int], typer.Option("--max-new-tokens", min=1, help="Seq2seq evaluation: longest output in tokens (default 128).")]
 OutputDir = Annotated[Path, typer.Option("--output-dir", "-o", help="Run folder to write (the model goes in its model/ subfolder).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty output folder (only once the new run has finished).")]
 Sets = Annotated[
@@ -44,3 +48,9 @@ def relaunch(num_processes: int) -> None:
 
     if num_processes > 1 and not parallel.launched():
         raise typer.Exit(parallel.launch(sys.argv[1:], num_processes))
+
+
+def task_options(source: str | None, target: str | None, num_beams: int | None, max_new_tokens: int | None) -> dict:
+    """The seq2seq options given, for kdnlp.problems.get_problem (a GLUE task refuses any of them)."""
+    given = {"source": source, "target": target, "num_beams": num_beams, "max_new_tokens": max_new_tokens}
+    return {k: v for k, v in given.items() if v is not None}

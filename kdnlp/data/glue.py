@@ -171,11 +171,14 @@ def require_labels(ds: "datasets.Dataset", task: GlueTask, split: str) -> None:
         raise KdnlpError(f"the {task.name} {split} split has no labels; use 'validation' (or 'train')")
 
 
-def encode(ds: "datasets.Dataset", tokenizer, task: GlueTask, max_length: int) -> "datasets.Dataset":
-    """Tokenised (unpadded: batches are padded dynamically) with a `labels` column."""
+def encode(ds: "datasets.Dataset", tokenizer, task: GlueTask, max_length: int, prefix: str = "") -> "datasets.Dataset":
+    """Tokenised (unpadded: batches are padded dynamically) with a `labels` column; with `prefix`, the token
+    columns alone, named `<prefix><column>` (a second model's own reading of the same texts)."""
 
     def tok(batch):
         enc = tokenizer(*(batch[k] for k in task.keys), truncation=True, max_length=max_length)
+        if prefix:
+            return {prefix + k: v for k, v in enc.items()}
         enc["labels"] = batch["label"]
         return enc
 

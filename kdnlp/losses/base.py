@@ -20,10 +20,15 @@ class LossContext:
     num_labels: int
     student_config: Any
     teacher_config: Any | None = None
+    outputs: str = ""  # kdnlp.problems.Outputs: classes, scalar or tokens; by default from num_labels
+
+    def __post_init__(self):
+        if not self.outputs:
+            object.__setattr__(self, "outputs", "scalar" if self.num_labels == 1 else "classes")
 
     @property
     def regression(self) -> bool:
-        return self.num_labels == 1
+        return self.outputs == "scalar"
 
 
 class DistillationLoss(nn.Module):
@@ -47,6 +52,12 @@ class DistillationLoss(nn.Module):
 
     def forward(self, student_out: Any, teacher_out: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
+
+    @classmethod
+    def aligns(cls, outputs: str) -> bool:
+        """Whether the term compares teacher and student position by position (layers, tokens, per-token
+        logits), so both must read text into the same tokens; terms on per-example outputs need not."""
+        return cls.uses_teacher and (bool(cls.needs - {"logits"}) or outputs == "tokens")
 
     def describe(self) -> str:
         """The term as it appears in the printed formula, e.g. ``hinton(temperature=2.0)``."""

@@ -1,4 +1,4 @@
-"""Hard-label loss: cross-entropy against the gold labels, MSE for regression tasks (STS-B)."""
+"""Hard-label loss: cross-entropy against the gold labels or target tokens, MSE for regression tasks (STS-B)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +12,8 @@ from kdnlp.losses.base import LOSSES, DistillationLoss
 def hard_label_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
     if regression:
         return F.mse_loss(logits.float().squeeze(-1), labels.float())
-    return F.cross_entropy(logits.float(), labels.long())
+    # (examples, classes) or (examples, tokens, vocabulary): one row per item; -100 marks padding of targets
+    return F.cross_entropy(logits.float().flatten(0, -2), labels.long().flatten(), ignore_index=-100)
 
 
 @dataclass

@@ -33,7 +33,7 @@ from torch import nn
 
 from kdnlp.errors import KdnlpError
 from kdnlp.losses.base import LOSSES, DistillationLoss, MappedLoss
-from kdnlp.losses.hinton import HintonConfig, kl_at_temperature
+from kdnlp.losses.hinton import HintonConfig, item_mask, kl_at_temperature
 
 PAPER = "Jiao et al. TinyBERT: Distilling BERT for Natural Language Understanding. Findings of EMNLP 2020. arXiv:1909.10351"
 
@@ -152,4 +152,4 @@ class PredictionLoss(DistillationLoss):
     def forward(self, student_out, teacher_out, batch):
         if self.ctx.regression:
             return F.mse_loss(student_out.logits.float(), teacher_out.logits.float())
-        return kl_at_temperature(student_out.logits, teacher_out.logits, self.config.temperature)
+        return kl_at_temperature(student_out.logits, teacher_out.logits, self.config.temperature, item_mask(batch))

@@ -1,0 +1,146 @@
+"""Sequence-to-sequence tasks (translation, summarisation): text in, text out, scored on generated text.
+
+Training compares per-token outputs (`logits` of shape batch x target length x vocabulary, masked to real
+target tokens). Evaluation during training reports the loss only (no batch x length x vocabulary logits are
+gathered); a finished run, and `kdnlp eval`, decode the dev sources and score the text (sacrebleu BLEU and chrF,
+or ROUGE), with the same generation settings for every model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kdnlp.errors import KdnlpError, say
+from kdnlp.problems.base import Problem
+
+#: Seq2seq task names and the metrics each reports (the first ranks models).
+METRICS = {"translation": ("bleu", "chrf"), "summarization": ("rouge1", "rouge2", "rougeL", "rougeLsum")}
+#: How a stage's targets are made: gold, the teacher's best beam, the beam closest to the gold target by sentence
+#: BLEU (Kim & Rush's Seq-Inter), or every example twice, with the gold and with the teacher's target.
+TARGETS = ("gold", "teacher", "inter", "both")
+
+
+class Seq2SeqProblem(Problem):
+    outputs = "tokens"
+    training_defaults = {"prediction_loss_only": True}
+
+    def __init__(self, name: str, source: str | None = None, target: str | None = None, num_beams: int = 5,
+                 max_new_tokens: int = 128):
+        self.name = name
+        self.source, self.target = source, target
+        self.num_beams, self.max_new_tokens = num_beams, max_new_tokens
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return METRICS[self.name]
+
+    def generation(self, max_length: int, **changes: Any):
+        """The decoding settings of evaluation (greedy when num_beams is 1)."""
+        from kdnlp.generation import GenerationSettings
+
+        return GenerationSettings(**{"num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens,
+                                     "max_source_length": max_length, **changes})
+
+    def load(self, split, data_dir, max_samples=None, seed=42, labeled=True):
+        from kdnlp.data.seq2seq import load_pairs
+
+        if data_dir is None:
+            raise KdnlpError(f"{self.name} needs --data-dir: a folder of parallel files, a saved dataset or a Hub id")
+        return load_pairs(data_dir, split, self.source, self.target, max_samples, seed)
+
+    def encode(self, ds, tokenizer, max_length, prefix=""):
+        def tok(batch):
+            if prefix:
+                enc = tokenizer(batch["source"], truncation=True, max_length=max_length)
+                return {prefix + k: v for k, v in enc.items()}
+            return tokenizer(batch["source"], text_target=batch["target"], truncation=True, max_length=max_length)
+
+        return ds.map(tok, batched=True, remove_columns=ds.column_names, desc=f"tokenising {self.name}")
+
+    def collator(self, tokenizer, model=None):
+        from transformers import DataCollatorForSeq2Seq
+
+        return DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
+
+    def train_set(self, ds, targets, teacher, settings):
+        if targets == "gold":
+            return ds
+        if targets not in TARGETS:
+            raise KdnlpError(f"unknown targets '{targets}'; valid: {', '.join(TARGETS)}")
+        import datasets
+
+        from kdnlp.generation import teacher_targets
+        from kdnlp.metrics.seq2seq import closest_to_reference
+
+        out = teacher_targets(teacher, ds, settings)
+        if targets == "inter":
+            picked = [h[closest_to_reference([x["text"] for x in h], ref)]["text"]
+                      for h, ref in zip(out["hypotheses"], out["target"])]
+        else:
+            picked = out["teacher"]
+        taught = datasets.Dataset.from_dict({"source": out["source"], "target": picked})
+        return datasets.concatenate_datasets([ds, taught]) if targets == "both" else taught
+
+    def check_teacher(self, name):
+        from kdnlp.models import load_config, resolve
+
+        config = load_config(name)
+        if not getattr(config, "is_encoder_decoder", False):
+            raise KdnlpError(f"'{name}' is not an encoder-decoder model (model type {config.model_type}); "
+                             f"{self.name} needs one (e.g. Marian, BART, T5)")
+        folder = Path(resolve(name))
+        if folder.is_dir() and not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+            raise KdnlpError(f"'{name}' holds a config but no weights; train it first: kdnlp finetune --model {name} "
+                             f"--task {self.name} ...")
+
+    def load_model(self, name, require_head, **kwargs):
+        from transformers import AutoModelForSeq2SeqLM
+
+        from kdnlp.models import _load, load_config, resolve
+
+        if require_head:
+            self.check_teacher(name)
+        folder = Path(resolve(name))
+        if folder.is_dir() and not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+            config = load_config(name)
+            if not getattr(config, "is_encoder_decoder", False):
+                raise KdnlpError(f"'{name}' is not an encoder-decoder model (model type {config.model_type})")
+            say(f"'{name}' has no weights: starting from a random initialisation of its config")
+            return AutoModelForSeq2SeqLM.from_config(config, **kwargs)
+        return _load(AutoModelForSeq2SeqLM.from_pretrained, name, **kwargs)
+
+    def final_metrics(self, evaluated, model, tokenizer, dev, max_length):
+        loss = {k.removeprefix("eval_"): v for k, v in evaluated.items() if k == "eval_loss"}
+        return {**loss, **self.score(model, tokenizer, dev, max_length, 64)}
+
+    def decode(self, model, tokenizer, sources: list[str], max_length: int, batch_size: int = 64) -> list[str]:
+        from kdnlp.generation import generate
+
+        settings = self.generation(max_length, batch_size=batch_size)
+        return [outs[0][0] for outs in generate(model, tokenizer, sources, settings)]
+
+    def score(self, model, tokenizer, ds, max_length, batch_size):
+        from kdnlp.metrics import seq2seq
+
+        hypotheses = self.decode(model, tokenizer, list(ds["source"]), max_length, batch_size)
+        fn = seq2seq.translation_scores if self.name == "translation" else seq2seq.summary_scores
+        return fn(hypotheses, list(ds["target"]))
+
+    def task_score(self, metrics):
+        return float(metrics[self.metric_names[0]])
+
+    def speed(self, model, tokenizer, ds, max_length):
+        import torch
+
+        from kdnlp.problems.glue import speed_batches, timed
+
+        model.eval()
+        settings = self.generation(max_length)
+
+        def run(batch):
+            enc = tokenizer(batch, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+            model.generate(**{k: v.to(model.device) for k, v in enc.items()}, num_beams=settings.num_beams,
+                           max_new_tokens=settings.max_new_tokens)
+
+        with torch.inference_mode():
+            return timed(run, *speed_batches(list(ds["source"])), repeats=1)
