@@ -80,6 +80,15 @@ def test_unknown_recipe_and_recipe_key(folders):
     assert_user_error(distill(folders, "--set", "losses.hinton.temp=1"), "temp", "valid keys: temperature")
 
 
+def test_recipe_file_that_is_not_text(folders, tmp_path):
+    binary = tmp_path / "recipe.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    assert_user_error(kdnlp("recipes", "show", binary), f"recipe file '{binary}' is not UTF-8 text")
+    assert_user_error(kdnlp("distill", "--recipe", binary, "--teacher", folders["teacher"], "--task", "sst2",
+                            "--data-dir", folders["glue"], "--output-dir", folders["root"] / "run"),
+                      f"recipe file '{binary}' is not UTF-8 text")
+
+
 def test_different_vocabularies(folders):
     assert_user_error(distill(folders, "--student", folders["other"]), "different vocabularies", "8 tokens")
 
