@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,18 @@ def test_missing_data_files(folders):
     assert_user_error(distill(folders, "--task", "rte"), "no train file for rte", "RTE/train.tsv")
     assert_user_error(kdnlp("finetune", "--model", folders["teacher"], "--task", "sst2", "--data-dir",
                             folders["root"] / "absent", "-o", folders["root"] / "ft"), "does not exist")
+
+
+def test_data_files_with_a_header_and_no_rows(folders, tmp_path):
+    glue, out = tmp_path / "glue", tmp_path / "run"
+    shutil.copytree(folders["glue"], glue)
+    run = ["distill", "--recipe", "hinton", "--teacher", folders["teacher"], "--task", "sst2", "--data-dir", glue,
+           "--output-dir", out]
+    for split in ("dev", "train"):
+        (glue / "SST-2" / f"{split}.tsv").write_text("sentence\tlabel\n")
+        assert_user_error(kdnlp(*run), f"'{glue / 'SST-2' / f'{split}.tsv'}' has a header but no rows")
+    assert_user_error(kdnlp("eval", folders["teacher"], "--task", "sst2", "--data-dir", glue), "dev.tsv' has a header but no rows")
+    assert not out.exists() and not out.with_name("run.partial").exists()
 
 
 def test_missing_model_folder(folders):
