@@ -100,6 +100,27 @@ def test_teacher_label_count_must_match_the_task(folders):
                       "has 2 labels but mnli has 3")
 
 
+def test_a_classifier_for_another_task_is_refused_with_what_to_do(folders, tokenizer, tmp_path):
+    """An SST-2 classifier has 2 labels like RTE, but its label names are SST-2's."""
+    sst2 = tmp_path / "sst2-classifier"
+    model = tiny_classifier()
+    model.config.id2label, model.config.label2id = {0: "negative", 1: "positive"}, {"negative": 0, "positive": 1}
+    model.save_pretrained(sst2)
+    tokenizer.save_pretrained(sst2)
+    glue = tmp_path / "glue" / "RTE"
+    glue.mkdir(parents=True)
+    for split in ("train", "dev"):
+        (glue / f"{split}.tsv").write_text("sentence1\tsentence2\tlabel\n" + "a\tb\tentailment\nc\td\tnot_entailment\n" * 4)
+    labels = "labels negative, positive but rte has entailment, not_entailment"
+    assert_user_error(kdnlp("distill", "--recipe", "hinton", "--teacher", sst2, "--task", "rte", "--data-dir", glue.parent,
+                            "--output-dir", tmp_path / "run"), labels, "use a model fine-tuned on rte")
+    assert_user_error(kdnlp("eval", sst2, "--task", "rte", "--data-dir", glue.parent), labels)
+    assert_user_error(kdnlp("finetune", "--model", sst2, "--task", "rte", "--data-dir", glue.parent,
+                            "--output-dir", tmp_path / "ft"), labels, "start from an encoder without a classification head")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "ft").exists()
+    assert not (tmp_path / "run.partial").exists() and not (tmp_path / "ft.partial").exists()
+
+
 def test_missing_data_files(folders):
     assert_user_error(distill(folders, "--task", "rte"), "no train file for rte", "RTE/train.tsv")
     assert_user_error(kdnlp("finetune", "--model", folders["teacher"], "--task", "sst2", "--data-dir",
