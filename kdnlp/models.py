@@ -58,16 +58,35 @@ def is_classifier(config: Any) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
 
 
-def check_classifier(name: str, task: GlueTask) -> None:
-    """`name` must be a sequence classifier with the task's number of labels (a distillation teacher)."""
+def _head_labels(task: GlueTask) -> tuple[str, ...]:
+    """The label names kdnlp gives a classifier for `task` (`score` for a regression task's one output)."""
+    return task.labels or ("score",)
+
+
+def check_classifier(name: str, task: GlueTask, to_train: bool = False) -> None:
+    """`name` must be a sequence classifier for the task (a distillation teacher): the task's number of labels
+    and, where its config names them, the task's label names in the task's order. HF's default names
+    (LABEL_0, LABEL_1, ...) say nothing about the task and are accepted. `to_train`: the model is the start of
+    a fine-tuning or a student, so the way out is to start from an encoder without its classification head."""
     config = load_config(name)
     if not is_classifier(config):
         raise KdnlpError(
             f"'{name}' is not a sequence classifier (architecture {', '.join(config.architectures or ['unknown'])}); "
             f"fine-tune it first: kdnlp finetune --model {name} --task {task.name}"
         )
+    fix = (
+        f"; start from an encoder without a classification head (e.g. the model '{name}' was fine-tuned from)"
+        if to_train else f"; use a model fine-tuned on {task.name} (kdnlp finetune --model ENCODER --task {task.name})"
+    )
     if config.num_labels != task.num_labels:
-        raise KdnlpError(f"'{name}' has {config.num_labels} labels but {task.name} has {task.num_labels}")
+        raise KdnlpError(f"'{name}' has {config.num_labels} labels but {task.name} has {task.num_labels}{fix}")
+    names = [str(config.id2label[i]) for i in range(config.num_labels)]
+    expected = _head_labels(task)
+    generic = names == [f"LABEL_{i}" for i in range(len(names))]
+    if not generic and [n.lower() for n in names] != [n.lower() for n in expected]:
+        raise KdnlpError(
+            f"'{name}' is a classifier for the labels {', '.join(names)} but {task.name} has {', '.join(expected)}{fix}"
+        )
 
 
 def load_classifier(name: str, task: GlueTask, require_head: bool, **kwargs):
@@ -75,9 +94,9 @@ def load_classifier(name: str, task: GlueTask, require_head: bool, **kwargs):
     from transformers import AutoModelForSequenceClassification
 
     if require_head or is_classifier(load_config(name)):
-        check_classifier(name, task)
+        check_classifier(name, task, to_train=not require_head)
         return _load(AutoModelForSequenceClassification.from_pretrained, name, **kwargs)
-    labels = task.labels or ("score",)
+    labels = _head_labels(task)
     return _load(
         AutoModelForSequenceClassification.from_pretrained, name,
         num_labels=task.num_labels,

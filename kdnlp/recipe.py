@@ -143,7 +143,12 @@ def read(name_or_path: str) -> tuple[dict[str, Any], Path]:
     if not path.is_file():
         raise KdnlpError(f"recipe file '{path}' does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise KdnlpError(
+            f"recipe file '{path}' is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+            "a recipe is a UTF-8 YAML file"
+        ) from None
     except yaml.YAMLError as e:
         raise KdnlpError(f"recipe file '{path}' is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,15 @@ def test_unknown_recipe_and_recipe_key(folders):
     assert_user_error(distill(folders, "--set", "losses.hinton.temp=1"), "temp", "valid keys: temperature")
 
 
+def test_recipe_file_that_is_not_text(folders, tmp_path):
+    binary = tmp_path / "recipe.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    assert_user_error(kdnlp("recipes", "show", binary), f"recipe file '{binary}' is not UTF-8 text")
+    assert_user_error(kdnlp("distill", "--recipe", binary, "--teacher", folders["teacher"], "--task", "sst2",
+                            "--data-dir", folders["glue"], "--output-dir", folders["root"] / "run"),
+                      f"recipe file '{binary}' is not UTF-8 text")
+
+
 def test_different_vocabularies(folders, tmp_path):
     """Terms that compare tokens or layers need one vocabulary; soft targets on classes do not."""
     refused = kdnlp("distill", "--recipe", "distilbert", "--teacher", folders["teacher"], "--student", folders["other"],
@@ -103,10 +113,43 @@ def test_teacher_label_count_must_match_the_task(folders):
                       "has 2 labels but mnli has 3")
 
 
+def test_a_classifier_for_another_task_is_refused_with_what_to_do(folders, tokenizer, tmp_path):
+    """An SST-2 classifier has 2 labels like RTE, but its label names are SST-2's."""
+    sst2 = tmp_path / "sst2-classifier"
+    model = tiny_classifier()
+    model.config.id2label, model.config.label2id = {0: "negative", 1: "positive"}, {"negative": 0, "positive": 1}
+    model.save_pretrained(sst2)
+    tokenizer.save_pretrained(sst2)
+    glue = tmp_path / "glue" / "RTE"
+    glue.mkdir(parents=True)
+    for split in ("train", "dev"):
+        (glue / f"{split}.tsv").write_text("sentence1\tsentence2\tlabel\n" + "a\tb\tentailment\nc\td\tnot_entailment\n" * 4)
+    labels = "labels negative, positive but rte has entailment, not_entailment"
+    assert_user_error(kdnlp("distill", "--recipe", "hinton", "--teacher", sst2, "--task", "rte", "--data-dir", glue.parent,
+                            "--output-dir", tmp_path / "run"), labels, "use a model fine-tuned on rte")
+    assert_user_error(kdnlp("eval", sst2, "--task", "rte", "--data-dir", glue.parent), labels)
+    assert_user_error(kdnlp("finetune", "--model", sst2, "--task", "rte", "--data-dir", glue.parent,
+                            "--output-dir", tmp_path / "ft"), labels, "start from an encoder without a classification head")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "ft").exists()
+    assert not (tmp_path / "run.partial").exists() and not (tmp_path / "ft.partial").exists()
+
+
 def test_missing_data_files(folders):
     assert_user_error(distill(folders, "--task", "rte"), "no train file for rte", "RTE/train.tsv")
     assert_user_error(kdnlp("finetune", "--model", folders["teacher"], "--task", "sst2", "--data-dir",
                             folders["root"] / "absent", "-o", folders["root"] / "ft"), "does not exist")
+
+
+def test_data_files_with_a_header_and_no_rows(folders, tmp_path):
+    glue, out = tmp_path / "glue", tmp_path / "run"
+    shutil.copytree(folders["glue"], glue)
+    run = ["distill", "--recipe", "hinton", "--teacher", folders["teacher"], "--task", "sst2", "--data-dir", glue,
+           "--output-dir", out]
+    for split in ("dev", "train"):
+        (glue / "SST-2" / f"{split}.tsv").write_text("sentence\tlabel\n")
+        assert_user_error(kdnlp(*run), f"'{glue / 'SST-2' / f'{split}.tsv'}' has a header but no rows")
+    assert_user_error(kdnlp("eval", folders["teacher"], "--task", "sst2", "--data-dir", glue), "dev.tsv' has a header but no rows")
+    assert not out.exists() and not out.with_name("run.partial").exists()
 
 
 def test_missing_model_folder(folders):

@@ -75,6 +75,15 @@ def test_unlabeled_test_split_and_bad_files(tmp_path):
         read_tsv(get_task("sst2"), sst / "train.tsv")
 
 
+@pytest.mark.parametrize("split, name", [("train", "train.tsv"), ("validation", "dev.tsv"), ("test", "test.tsv")])
+def test_a_file_with_a_header_and_no_rows_is_named(tmp_path, split, name):
+    (tmp_path / "RTE").mkdir()
+    (tmp_path / "RTE" / name).write_text("index\tsentence1\tsentence2\tlabel\n")
+    with pytest.raises(KdnlpError) as e:
+        load_split(get_task("rte"), split, str(tmp_path))
+    assert str(e.value) == f"'{tmp_path / 'RTE' / name}' has a header but no rows; a rte file needs at least one example"
+
+
 def test_train_subsets_are_seeded_random_and_dev_subsets_are_the_head(glue_dir):
     task = get_task("sst2")
     a, b = (load_split(task, "train", str(glue_dir), 50, seed=1) for _ in range(2))

@@ -147,8 +147,24 @@ def test_pkd_matches_hand_computation_on_cls_vectors():
 
     s = [torch.tensor([[[3.0, 4.0], [9.0, 9.0]]]), torch.tensor([[[0.0, 2.0], [1.0, 1.0]]])]
     t = [torch.tensor([[[4.0, 3.0], [0.0, 1.0]]]), torch.tensor([[[0.0, 5.0], [7.0, 7.0]]])]
-    # layer 1: (0.6,0.8) vs (0.8,0.6) -> 0.04 + 0.04; layer 2: identical directions -> 0; only [CLS] counts
-    assert normalised_cls_mse(s, t).item() == pytest.approx(0.04)
+    # layer 1: (0.6,0.8) vs (0.8,0.6) -> mean(0.04, 0.04); layer 2: identical directions -> 0; only [CLS] counts
+    assert normalised_cls_mse(s, t).item() == pytest.approx(0.02)
+
+
+def test_pkd_is_the_mean_over_hidden_units_examples_and_layers():
+    """As the PKD reference code's F.mse_loss: the recipes' weight 100 is meant for a mean, not a sum over units."""
+    from kdnlp.losses.pkd import normalised_cls_mse
+
+    g = torch.Generator().manual_seed(0)
+    s = [torch.randn(3, 4, 5, generator=g) for _ in range(2)]
+    t = [torch.randn(3, 4, 5, generator=g) for _ in range(2)]
+    total = 0.0
+    for sl, tl in zip(s, t):
+        for i in range(3):
+            a, b = sl[i, 0].tolist(), tl[i, 0].tolist()
+            na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(x * x for x in b))
+            total += sum((x / na - y / nb) ** 2 for x, y in zip(a, b)) / 5
+    assert normalised_cls_mse(s, t).item() == pytest.approx(total / (2 * 3), rel=1e-5)
 
 
 def test_pkd_uses_its_layer_map():

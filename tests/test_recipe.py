@@ -74,6 +74,15 @@ def test_bad_recipes_name_the_bad_key_or_value(tmp_path, text, message):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("content", [b"name: caf\xe9\n", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff"], ids=["latin-1", "binary"])
+def test_a_file_that_is_not_utf8_text_is_named_in_one_line(tmp_path, content):
+    p = tmp_path / "r.yaml"
+    p.write_bytes(content)
+    with pytest.raises(KdnlpError) as e:
+        recipe.load(str(p))
+    assert f"recipe file '{p}' is not UTF-8 text" in str(e.value) and "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

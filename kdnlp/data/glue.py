@@ -130,6 +130,8 @@ def read_tsv(task: GlueTask, path: Path) -> dict[str, list]:
         start = 0
     else:
         raise KdnlpError(f"'{path}' has no header with the {task.name} columns {', '.join(task.columns)}")
+    if len(lines) == start:
+        raise KdnlpError(f"'{path}' has a header but no rows; a {task.name} file needs at least one example")
     out: dict[str, list] = {k: [] for k in (*task.keys, "label", "idx")}
     labeled = task.label_column in index
     for n, line in enumerate(lines[start:], start=start + 1):

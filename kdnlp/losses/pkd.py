@@ -2,9 +2,10 @@
 Model Compression").
 
 The student's [CLS] vectors at intermediate layers follow the teacher's mapped layers: for each mapped
-pair, the squared L2 distance between the L2-normalised [CLS] hidden states, summed over the hidden
-dimension, averaged over the examples and the mapped layers. PKD-Skip and PKD-Last are the `skip` and
-`last` layer maps (kdnlp.layers); the paper weights this term by beta = 100..500 next to soft targets.
+pair, the squared difference of the L2-normalised [CLS] hidden states, averaged over the hidden dimension,
+the examples and the mapped layers, as the PKD reference code's `F.mse_loss` computes it. PKD-Skip and
+PKD-Last are the `skip` and `last` layer maps (kdnlp.layers). The paper's beta = 100..500 weights this
+mean: a sum over the hidden dimension would make the term hidden_size times stronger at the same beta.
 """
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from kdnlp.losses.base import LOSSES, MappedLoss
 
 
 def normalised_cls_mse(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
-    """Mean over layers and examples of ||s/|s| - t/|t|||^2 for the [CLS] (first) position of each layer."""
+    """Mean over layers, examples and hidden units of (s/|s| - t/|t|)^2 for the [CLS] (first) position of each layer."""
     losses = [
-        (F.normalize(s[:, 0].float(), dim=-1) - F.normalize(t[:, 0].float(), dim=-1)).pow(2).sum(-1).mean()
+        (F.normalize(s[:, 0].float(), dim=-1) - F.normalize(t[:, 0].float(), dim=-1)).pow(2).mean()
         for s, t in zip(student, teacher)
     ]
     return torch.stack(losses).mean()
