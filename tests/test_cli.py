@@ -113,6 +113,10 @@ def test_bad_layer_arguments(folders):
     assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--layers", "two"), "--layers")
     assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--layers", "0,9"),
                       "layers 0..3")
+    assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--decoder-layers", "1"),
+                      "decoder_layers is for encoder-decoder models; 'bert' has no decoder")
+    assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--decoder-layers", "x"),
+                      "bad value 'x' for --decoder-layers")
     assert not out.exists()
 
 
