@@ -29,12 +29,15 @@ class StudentSpec:
     """How the student is made from the teacher.
 
     `layers` is a count (chosen by `strategy`) or an explicit list of teacher layer indices. With
-    `init: copy` the student is the teacher with only those layers (DistilBERT-style). A narrower student
+    `init: copy` the student is the teacher with only those layers (DistilBERT-style). For an
+    encoder-decoder teacher `layers` chooses encoder layers and `decoder_layers` decoder layers (the same
+    way; None keeps them all: distilBART's shrink), and the sizes below apply to both. A narrower student
     (`hidden_size`, `num_attention_heads`, `intermediate_size` below the teacher's) is built from the
     teacher's config and starts from truncated teacher weights (`init: truncate`) or at random (`init: random`).
     """
 
     layers: int | list[int] = 3
+    decoder_layers: int | list[int] | None = None
     strategy: Literal["uniform", "every_other", "first", "last"] = "uniform"
     init: Literal["copy", "truncate", "random"] = "copy"
     hidden_size: int | None = None

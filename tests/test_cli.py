@@ -29,7 +29,7 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> N
 
 def test_help_lists_every_command():
     out = kdnlp("--help").stdout
-    for command in ("finetune", "init-student", "distill", "eval", "recipes", "augment"):
+    for command in ("finetune", "init-student", "distill", "eval", "recipes", "augment", "new-model"):
         assert command in out
 
 
@@ -169,6 +169,10 @@ def test_bad_layer_arguments(folders):
     assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--layers", "two"), "--layers")
     assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--layers", "0,9"),
                       "layers 0..3")
+    assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--decoder-layers", "1"),
+                      "decoder_layers is for encoder-decoder models; 'bert' has no decoder")
+    assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--decoder-layers", "x"),
+                      "bad value 'x' for --decoder-layers")
     assert not out.exists()
 
 
@@ -224,3 +228,27 @@ def test_stages_run_one_at_a_time_and_finished_stages_are_not_redone(folders, tm
     assert (out / "stages" / "first" / "done.json").read_text() == done  # not redone
     assert list(json.loads((out / "metrics.json").read_text())["stages"]) == ["first", "second"]
     assert not partial.exists()
+
+
+def test_new_model_trains_a_tokenizer_on_the_train_pairs_and_writes_a_folder(tmp_path):
+    from transformers import AutoConfig, AutoTokenizer
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.en").write_text("A man is running.\nTwo dogs play in the snow.\n" * 20)
+    (data / "train.de").write_text("Ein Mann läuft.\nZwei Hunde spielen im Schnee.\n" * 20, encoding="utf-8")
+    out = tmp_path / "model"
+    base = ["new-model", "--data-dir", data, "--source", "en", "--target", "de", "--vocab-size", "300",
+            "--d-model", "32", "--encoder-layers", "2", "--decoder-layers", "1", "--heads", "4", "--ffn-dim", "64",
+            "-o", out]
+    done = kdnlp(*base, "--arch", "bart")
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {out}: bart, 2+1 layers" in done.stdout and "on the 40 source and target texts" in done.stderr
+    config, tok = AutoConfig.from_pretrained(out), AutoTokenizer.from_pretrained(out)
+    assert (config.model_type, config.encoder_layers, config.decoder_layers, config.vocab_size) == ("bart", 2, 1, len(tok))
+    assert tok.decode(tok("Zwei Hunde laufen.")["input_ids"], skip_special_tokens=True) == "Zwei Hunde laufen."
+    assert_user_error(kdnlp(*base), "exists and is not empty", "--overwrite")
+    assert_user_error(kdnlp(*base, "--overwrite", "--arch", "gpt2"), "unknown architecture 'gpt2'")
+    assert AutoConfig.from_pretrained(out).model_type == "bart"  # left alone
+    assert_user_error(kdnlp(*base[:-2], "-o", tmp_path / "other", "--target", "fr"), "no parallel file 'train.fr'")
+    assert not (tmp_path / "other").exists()

@@ -11,6 +11,7 @@ def init_student(
     teacher: Annotated[str, typer.Option("--teacher", help="Model to take layers from (folder, run folder, Hub id, or minilm-l6).")],
     output_dir: Annotated[str, typer.Option("--output-dir", "-o", help="Folder to write the student model to.")],
     layers: Annotated[Optional[str], typer.Option("--layers", help="Number of layers (e.g. 3) or explicit teacher layers (e.g. 0,2,5).")] = "3",
+    decoder_layers: Annotated[Optional[str], typer.Option("--decoder-layers", help="Encoder-decoder teachers: number of decoder layers or explicit teacher decoder layers (default: all); --layers counts encoder layers.")] = None,
     strategy: Annotated[str, typer.Option("--strategy", help="How a layer count is chosen: uniform (DistilBERT's), every_other, first, last.")] = "uniform",
     init: Annotated[str, typer.Option("--init", help="copy (the teacher's layers), or for narrower students truncate (leading rows/columns of the teacher's weights) or random.")] = "copy",
     hidden_size: Annotated[Optional[int], typer.Option("--hidden-size", help="Narrower student: hidden size (needs --init truncate or random).")] = None,
@@ -18,18 +19,19 @@ def init_student(
     intermediate_size: Annotated[Optional[int], typer.Option("--intermediate-size", help="Narrower student: feed-forward size.")] = None,
     overwrite: o.Overwrite = False,
 ) -> None:
-    """Build a student from a teacher: its embeddings, head and a subset of its layers (DistilBERT-style), or a narrower model."""
+    """Build a student from a teacher: its embeddings, head and a subset of its layers (DistilBERT-style; distilBART-style encoder and decoder layers), or a narrower model."""
     from kdnlp.students import init_student_folder
 
     ids = init_student_folder(teacher, output_dir, _parse_layers(layers), strategy, overwrite, init=init,
-                              hidden_size=hidden_size, num_attention_heads=heads, intermediate_size=intermediate_size)
+                              hidden_size=hidden_size, num_attention_heads=heads, intermediate_size=intermediate_size,
+                              decoder_layers=None if decoder_layers is None else _parse_layers(decoder_layers, "--decoder-layers"))
     typer.echo(f"wrote {output_dir}: teacher layers {ids}")
 
 
-def _parse_layers(text: str) -> int | list[int]:
+def _parse_layers(text: str, option: str = "--layers") -> int | list[int]:
     from kdnlp.errors import KdnlpError
 
     try:
         return [int(x) for x in text.split(",")] if "," in text else int(text)
     except ValueError:
-        raise KdnlpError(f"bad value '{text}' for --layers: give a count (3) or teacher layers (0,2,5)") from None
+        raise KdnlpError(f"bad value '{text}' for {option}: give a count (3) or teacher layers (0,2,5)") from None

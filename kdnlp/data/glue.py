@@ -161,6 +161,12 @@ def load_split(task: GlueTask, split: str, data_dir: str | None = None, max_samp
                 f"could not load {HUB_DATASET}/{task.hub_config} from the Hub ({type(e).__name__}); "
                 "pass --data-dir or set GLUE_DIR to a local GLUE folder"
             ) from None
+    return subset(ds, split, max_samples, seed)
+
+
+def subset(ds: "datasets.Dataset", split: str, max_samples: int | None, seed: int = 42) -> "datasets.Dataset":
+    """At most `max_samples` rows: a seeded random subset of train (a sample of the whole split), the head of others
+    (the same rows whatever the seed, so scores stay comparable)."""
     if max_samples is not None and max_samples < len(ds):
         ds = ds.shuffle(seed=seed) if split == "train" else ds
         ds = ds.select(range(max_samples))
