@@ -243,7 +243,7 @@ def test_new_model_trains_a_tokenizer_on_the_train_pairs_and_writes_a_folder(tmp
             "-o", out]
     done = kdnlp(*base, "--arch", "bart")
     assert done.returncode == 0, done.stderr
-    assert f"wrote {out}: bart, 2+1 layers" in done.stdout and "on the 40 source and target texts" in done.stderr
+    assert f"wrote {out}: bart, 2+1 layers" in done.stdout and "texts of the 40 train pairs" in done.stderr
     config, tok = AutoConfig.from_pretrained(out), AutoTokenizer.from_pretrained(out)
     assert (config.model_type, config.encoder_layers, config.decoder_layers, config.vocab_size) == ("bart", 2, 1, len(tok))
     assert tok.decode(tok("Zwei Hunde laufen.")["input_ids"], skip_special_tokens=True) == "Zwei Hunde laufen."

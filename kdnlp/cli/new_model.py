@@ -30,7 +30,7 @@ def new_model(
     from kdnlp.scratch import new_model_folder
 
     pairs = load_pairs(data_dir, "train", source, target)
-    say(f"training a {vocab_size}-token tokenizer on the {len(pairs)} source and target texts of the train split")
+    say(f"training a {vocab_size}-token tokenizer on the source and target texts of the {len(pairs)} train pairs")
     path = new_model_folder(output_dir, chain(pairs["source"], pairs["target"]), arch, vocab_size, d_model,
                             encoder_layers, decoder_layers, heads, ffn_dim, max_positions, overwrite)
     typer.echo(f"wrote {path}: {arch}, {encoder_layers}+{decoder_layers} layers, d_model {d_model}")
