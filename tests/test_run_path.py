@@ -78,13 +78,13 @@ def test_each_model_reads_its_own_inputs(tmp_path, tokenizer, minilm_path):
                                       "idx": list(range(8))})
     theirs = DistilBertTokenizer(vocab_file=f"{minilm_path}/vocab.txt")
     assert "token_type_ids" not in theirs.model_input_names
-    (tmp_path / "t").mkdir()
+    teacher = tiny_classifier(seed=1)
+    teacher.save_pretrained(tmp_path / "t")
     tokenizer.save_pretrained(tmp_path / "t")
     own = _teacher_reading(load("hinton"), problem, str(tmp_path / "t"), "student", theirs, raw)
     assert own is not None  # same vocabulary, but not the same inputs
     enc = datasets.concatenate_datasets([problem.encode(raw, theirs, 32),
                                          problem.encode(raw, own, 32, prefix="teacher_")], axis=1)
-    teacher = tiny_classifier(seed=1)
     student = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=30522, dim=32, n_layers=2, n_heads=4,
                                                                    hidden_dim=64, max_position_embeddings=128))
     seen = []
@@ -98,7 +98,7 @@ def test_each_model_reads_its_own_inputs(tmp_path, tokenizer, minilm_path):
                                                                DataCollatorWithPadding(own)))
     trainer.train()
     (fed,) = seen
-    expected = own(raw["sentence1"], raw["sentence2"], padding=True, return_tensors="pt")
+    expected = own(list(raw["sentence1"]), list(raw["sentence2"]), padding=True, return_tensors="pt")
     assert set(fed) >= {"input_ids", "token_type_ids", "attention_mask"}
     assert fed["token_type_ids"].sum() > 0  # second sentences are marked for the teacher
     for k in ("input_ids", "token_type_ids", "attention_mask"):

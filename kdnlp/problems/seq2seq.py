@@ -106,7 +106,12 @@ class Seq2SeqProblem(Problem):
             if not getattr(config, "is_encoder_decoder", False):
                 raise KdnlpError(f"'{name}' is not an encoder-decoder model (model type {config.model_type})")
             say(f"'{name}' has no weights: starting from a random initialisation of its config")
-            return AutoModelForSeq2SeqLM.from_config(config, **kwargs)
+            model = AutoModelForSeq2SeqLM.from_config(config, **kwargs)
+            if (folder / "generation_config.json").is_file():  # from_config does not read it
+                from transformers import GenerationConfig
+
+                model.generation_config = GenerationConfig.from_pretrained(folder)
+            return model
         return _load(AutoModelForSeq2SeqLM.from_pretrained, name, **kwargs)
 
     def final_metrics(self, evaluated, model, tokenizer, dev, max_length):
