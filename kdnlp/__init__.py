@@ -1,7 +1,7 @@
 """kdnlp: distill Hugging Face transformers into small, fast students.
 
 The Python API mirrors the CLI: `finetune`, `run_recipe` (distill), `init_student_folder`,
-`evaluate_models`, `augment_glue`. They are imported on first use, so `import kdnlp` stays light.
+`evaluate_models`, `augment_glue`, `generate_folder`. They are imported on first use, so `import kdnlp` stays light.
 """
 __version__ = "0.1.0"
 
@@ -11,6 +11,7 @@ _API = {
     "init_student_folder": "kdnlp.students",
     "evaluate_models": "kdnlp.evaluation",
     "augment_glue": "kdnlp.augment",
+    "generate_folder": "kdnlp.generation",
     "DistillationTrainer": "kdnlp.trainer",
 }
 
