@@ -121,7 +121,8 @@ def _decode_batches(model, tokenizer, config, ids: list[list[int]], rows: list[i
             scores = torch.where(kept, steps, 0.0).sum(1) / kept.sum(1) ** config.length_penalty
         texts = tokenizer.batch_decode(out.sequences, skip_special_tokens=True)
         scores = scores.float().cpu().tolist()
-        yield batch_rows, [list(zip(texts[j * k:(j + 1) * k], scores[j * k:(j + 1) * k])) for j in range(len(batch_rows))]
+        yield batch_rows, [list(zip(texts[j * k:(j + 1) * k], scores[j * k:(j + 1) * k]))
+                           for j in range(len(batch_rows))]
 
 
 def generate(model, tokenizer, sources: list[str], settings: GenerationSettings | None = None,
@@ -153,8 +154,9 @@ def check_teacher(name: str) -> None:
 
     config = load_config(name)
     if not config.is_encoder_decoder:
-        raise KdnlpError(f"'{name}' is not an encoder-decoder model (architecture "
-                         f"{', '.join(config.architectures or ['unknown'])}); give a seq2seq model such as Marian or BART")
+        architectures = ", ".join(config.architectures or ["unknown"])
+        raise KdnlpError(f"'{name}' is not an encoder-decoder model (architecture {architectures}); "
+                         "give a seq2seq model such as Marian or BART")
 
 
 def load_teacher(name: str):
@@ -242,7 +244,8 @@ def cached_generate(model, tokenizer, sources: list[str], settings: GenerationSe
     shards = [order[s:s + per_shard] for s in range(0, len(order), per_shard)]
     paths = [work / f"shard-{j:05d}.json" for j in range(len(shards))]
     todo = [j for j, p in enumerate(paths) if not p.is_file()]
-    say(f"generate: {len(sources)} sources in {len(shards)} shards, {len(shards) - len(todo)} already done, into {work}")
+    say(f"generate: {len(sources)} sources in {len(shards)} shards, {len(shards) - len(todo)} already done, "
+        f"into {work}")
     config = generation_config(model, tokenizer, settings)
     start = time.perf_counter()
     model.eval()

@@ -10,7 +10,7 @@ from kdnlp.cli import options as o
 
 def generate(
     teacher: Annotated[str, typer.Option("--teacher", help="Seq2seq teacher: model folder (AutoModelForSeq2SeqLM), kdnlp run folder or Hub id.")],
-    data_dir: Annotated[str, typer.Option("--data-dir", help="Parallel data: a folder of {split}.{source} / {split}.{target} files, or a saved dataset.")],
+    data_dir: Annotated[str, typer.Option("--data-dir", help="Parallel data as kdnlp.data.seq2seq.load_pairs reads it, e.g. a folder of {split}.{source} and {split}.{target} files.")],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder to write: {split}.source, {split}.target (the teacher's best output), generation.json.")],
     source: Annotated[Optional[str], typer.Option("--source", help="Source side, e.g. en (the files' suffix or the column).")] = None,
     target: Annotated[Optional[str], typer.Option("--target", help="Target side, e.g. de (the references, kept in {split}.reference).")] = None,
