@@ -1,11 +1,17 @@
-"""Teacher-output cache: the teacher's logits for every training example, computed once and kept on disk.
+"""The one keyed store of teacher outputs on disk: the teacher's logits and its generated targets.
 
-A distillation run whose loss reads only the teacher's logits (hinton, tinybert_prediction, ...) needs the
-teacher's forward pass once per example, not once per example and epoch. The logits are stored under
-`$KDNLP_CACHE` (default: `kdnlp-teacher/` in the datasets cache, `$HF_DATASETS_CACHE`), in a file named by a
-key over everything that changes them: the teacher's weights, its dtype and attention implementation, and
-the token ids fed to it (so the dataset, its subset, the tokenizer and `max_length`). Any change gives a new
-key; an old file is never read for new inputs. The same file serves every epoch, run and student.
+Everything lives under `cache_dir()`: `$KDNLP_CACHE` (default: `kdnlp-teacher/` in the datasets cache,
+`$HF_DATASETS_CACHE`), in entries named by a key over everything that changes them. Any change gives a new key; an
+old entry is never read for new inputs. Both kinds of entry start their key from `weights_digest` (the teacher's
+weights, dtype and attention implementation):
+
+- `<key>.npy` (+ `<key>.json`): the teacher's logits for every training example, computed once (this module). A
+  distillation run whose loss reads only the teacher's logits (hinton, tinybert_prediction, ...) needs the
+  teacher's forward pass once per example, not once per example and epoch. The key adds the token ids fed to the
+  teacher (so the dataset, its subset, the tokenizer and `max_length`). The same file serves every epoch, run and
+  student.
+- `generate/<key>/`: a seq2seq teacher's beam-search outputs for a list of sources (kdnlp.generation), built in
+  shards in `generate/<key>.partial/` so an interrupted run continues where it stopped.
 
 Hidden states and attention maps are not cached: for MiniLM-L6 at 64 tokens they take ~0.35 MB per example in
 float16 (23 GB for SST-2's train set), more than a disk cache saves on 2 CPU cores.
@@ -27,8 +33,8 @@ from kdnlp.problems.base import TEACHER_PREFIX
 if TYPE_CHECKING:
     import datasets
 
-#: Bumped when the file layout or the key changes.
-VERSION = 1
+#: Bumped when the logits file layout or its key changes.
+VERSION = 2
 #: The column the cached logits travel in, from the dataset through the collator to the trainer.
 COLUMN = "teacher_logits"
 #: Inputs the teacher reads; everything else in a batch (labels, cached logits) is not fed to it.
@@ -43,6 +49,17 @@ def cache_dir() -> Path:
     return Path(datasets.config.HF_DATASETS_CACHE) / "kdnlp-teacher"
 
 
+def weights_digest(model: torch.nn.Module) -> str:
+    """Hash of the model's weights, their dtype and its attention implementation: what makes two loaded models
+    compute the same outputs."""
+    dtype = next(model.parameters()).dtype
+    h = hashlib.sha256(f"{dtype} {model.config._attn_implementation}".encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def model_inputs(ds: "datasets.Dataset") -> list[str]:
     """The columns the teacher reads: its own tokenisation if `ds` has one, else the shared token columns."""
     own = [c for c in ds.column_names if c.startswith(TEACHER_PREFIX)]
@@ -51,11 +68,7 @@ def model_inputs(ds: "datasets.Dataset") -> list[str]:
 
 def key(teacher: torch.nn.Module, ds: "datasets.Dataset") -> str:
     """Hash of the teacher's weights, dtype and attention implementation, and of every token fed to it."""
-    dtype = next(teacher.parameters()).dtype
-    h = hashlib.sha256(f"kdnlp-teacher-cache v{VERSION} {dtype} {teacher.config._attn_implementation}".encode())
-    for name, tensor in sorted(teacher.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    h = hashlib.sha256(f"kdnlp-teacher-cache v{VERSION} {weights_digest(teacher)}".encode())
     for batch in ds.select_columns(model_inputs(ds)).iter(batch_size=4096):
         for name, rows in sorted(batch.items()):
             h.update(name.encode())

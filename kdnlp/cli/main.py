@@ -5,7 +5,7 @@ import sys
 
 import typer
 
-from kdnlp.cli import augment, distill, eval, finetune, init_student, new_model, recipes
+from kdnlp.cli import augment, distill, eval, finetune, generate, init_student, new_model, recipes
 from kdnlp.errors import KdnlpError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app.command("init-student")(init_student.init_student)
 app.command("distill")(distill.distill)
 app.command("eval")(eval.eval_)
 app.command("augment")(augment.augment)
+app.command("generate")(generate.generate)
 app.command("new-model")(new_model.new_model)
 app.add_typer(recipes.app, name="recipes")
 
