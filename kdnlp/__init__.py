@@ -1,11 +1,8 @@
 """kdnlp: distill Hugging Face transformers into small, fast students.
 
 The Python API mirrors the CLI: `finetune`, `run_recipe` (distill), `init_student_folder`,
-<<<<<<< HEAD
-`evaluate_models`, `augment_glue`, `new_model_folder`. They are imported on first use, so `import kdnlp` stays light.
-=======
-`evaluate_models`, `augment_glue`, `generate_folder`. They are imported on first use, so `import kdnlp` stays light.
->>>>>>> generation
+`evaluate_models`, `augment_glue`, `new_model_folder`, `generate_folder`. They are imported on first use, so
+`import kdnlp` stays light.
 """
 __version__ = "0.1.0"
 
@@ -15,11 +12,8 @@ _API = {
     "init_student_folder": "kdnlp.students",
     "evaluate_models": "kdnlp.evaluation",
     "augment_glue": "kdnlp.augment",
-<<<<<<< HEAD
     "new_model_folder": "kdnlp.scratch",
-=======
     "generate_folder": "kdnlp.generation",
->>>>>>> generation
     "DistillationTrainer": "kdnlp.trainer",
 }
 
