@@ -274,7 +274,9 @@ def cached_generate(model, tokenizer, sources: list[str], settings: GenerationSe
 
 
 def with_hypotheses(pairs: "datasets.Dataset", hypotheses: list[Hypotheses]) -> "datasets.Dataset":
-    """`pairs` with the teacher's top output in `teacher` and its k best in `hypotheses` ({"text", "score"})."""
+    """`pairs` with the teacher's top output in `teacher` and its k best in `hypotheses` ({"text", "score"}), in
+    place of any such columns it had."""
+    pairs = pairs.remove_columns([c for c in ("teacher", "hypotheses") if c in pairs.column_names])
     pairs = pairs.add_column("teacher", [h[0][0] for h in hypotheses])
     return pairs.add_column("hypotheses", [[{"text": t, "score": s} for t, s in h] for h in hypotheses])
 
