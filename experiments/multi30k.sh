@@ -18,7 +18,7 @@ resume() { [ -d "$1.partial" ] && echo --resume || true; }
 
 [ -d "$OUT/init" ] || $K new-model --data-dir "$M30K" --source en --target de --arch marian --vocab-size 8000 \
   --d-model 256 --encoder-layers 3 --decoder-layers 3 --heads 4 --ffn-dim 1024 -o "$OUT/init"
-[ -d "$OUT/teacher" ] || $K finetune --model "$OUT/init" "${TASK[@]}" "${TRAIN[@]}" --set training.num_train_epochs=6 \
+[ -d "$OUT/teacher" ] || $K finetune --model "$OUT/init" "${TASK[@]}" "${TRAIN[@]}" --set training.num_train_epochs=3 \
   --set training.learning_rate=1e-3 --set training.per_device_train_batch_size=96 --set training.warmup_steps=0.05 \
   -o "$OUT/teacher" $(resume "$OUT/teacher")
 # the teacher's beam-5 outputs for the train sources, written out (the recipes read the same cached generation)

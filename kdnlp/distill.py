@@ -148,7 +148,7 @@ def _teacher_reading(rec: recipes.Recipe, problem: Problem, teacher: str, studen
             f"differently (different vocabularies or inputs), and the term '{aligned[0]}' compares them token by token "
             "or layer by layer; use a student built from the teacher (kdnlp init-student)"
         )
-    say(f"teacher and student read text differently: each reads it with its own tokenizer")
+    say("teacher and student read text differently: each reads it with its own tokenizer")
     return theirs
 
 

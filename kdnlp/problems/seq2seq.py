@@ -82,14 +82,10 @@ class Seq2SeqProblem(Problem):
         return datasets.concatenate_datasets([ds, taught]) if targets == "both" else taught
 
     def check_teacher(self, name):
-        from kdnlp.models import load_config, resolve
+        from kdnlp.generation import check_teacher
 
-        config = load_config(name)
-        if not getattr(config, "is_encoder_decoder", False):
-            raise KdnlpError(f"'{name}' is not an encoder-decoder model (model type {config.model_type}); "
-                             f"{self.name} needs one (e.g. Marian, BART, T5)")
-        folder = Path(resolve(name))
-        if folder.is_dir() and not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+        check_teacher(name)
+        if _weightless(name):
             raise KdnlpError(f"'{name}' holds a config but no weights; train it first: kdnlp finetune --model {name} "
                              f"--task {self.name} ...")
 
@@ -98,15 +94,13 @@ class Seq2SeqProblem(Problem):
 
         from kdnlp.models import _load, load_config, resolve
 
-        if require_head:
-            self.check_teacher(name)
-        folder = Path(resolve(name))
-        if folder.is_dir() and not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
-            config = load_config(name)
-            if not getattr(config, "is_encoder_decoder", False):
-                raise KdnlpError(f"'{name}' is not an encoder-decoder model (model type {config.model_type})")
+        from kdnlp.generation import check_teacher
+
+        (self.check_teacher if require_head else check_teacher)(name)  # a model to train may still lack weights
+        if _weightless(name):
             say(f"'{name}' has no weights: starting from a random initialisation of its config")
-            model = AutoModelForSeq2SeqLM.from_config(config, **kwargs)
+            model = AutoModelForSeq2SeqLM.from_config(load_config(name), **kwargs)
+            folder = Path(resolve(name))
             if (folder / "generation_config.json").is_file():  # from_config does not read it
                 from transformers import GenerationConfig
 
@@ -149,3 +143,11 @@ class Seq2SeqProblem(Problem):
 
         with torch.inference_mode():
             return timed(run, *speed_batches(list(ds["source"])), repeats=1)
+
+
+def _weightless(name: str) -> bool:
+    """A local model folder with a config but no weights (kdnlp new-model writes those)."""
+    from kdnlp.models import resolve
+
+    folder = Path(resolve(name))
+    return folder.is_dir() and not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin"))
