@@ -22,29 +22,21 @@ from pathlib import Path
 
 
 def random_marian(args):
-    """A Marian with random weights (seed 0) and a BPE tokenizer trained on the split's source and target lines."""
+    """A Marian with random weights (seed 0) and a tokenizer trained on the split's source and target lines
+    (kdnlp.scratch, as `kdnlp new-model` makes them)."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import MarianConfig, MarianMTModel, PreTrainedTokenizerFast
+    from transformers import AutoModelForSeq2SeqLM
+
+    from kdnlp.scratch import model_config, train_tokenizer
 
     lines = [line for side in (args.source, args.target)
              for line in Path(args.data_dir, f"{args.split}.{side}").read_text(encoding="utf-8").splitlines()]
-    backend = Tokenizer(models.BPE(unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Metaspace()
-    backend.decoder = decoders.Metaspace()
-    backend.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=args.vocab_size, show_progress=False,
-                                                           special_tokens=["<pad>", "</s>", "<unk>"]))
-    backend.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>",
-                                        unk_token="<unk>")
+    tokenizer = train_tokenizer(lines, vocab_size=args.vocab_size)
     d = args.d_model
-    config = MarianConfig(vocab_size=len(tokenizer), d_model=d, encoder_layers=args.layers,
-                          decoder_layers=args.layers,
-                          encoder_attention_heads=max(1, d // 64), decoder_attention_heads=max(1, d // 64),
-                          encoder_ffn_dim=4 * d, decoder_ffn_dim=4 * d, max_position_embeddings=512,
-                          pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, forced_eos_token_id=1)
+    config = model_config("marian", len(tokenizer), d_model=d, encoder_layers=args.layers, decoder_layers=args.layers,
+                          heads=max(1, d // 64), ffn_dim=4 * d, max_position_embeddings=512)
     torch.manual_seed(0)
-    return MarianMTModel(config).eval(), tokenizer
+    return AutoModelForSeq2SeqLM.from_config(config).eval(), tokenizer
 
 
 def plain_loop(model, tokenizer, sources, settings, config) -> list[str]:

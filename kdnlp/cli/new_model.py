@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -10,8 +10,8 @@ from kdnlp.cli import options as o
 def new_model(
     data_dir: Annotated[str, typer.Option("--data-dir", help="Text pairs: a folder of parallel files (train.en, train.de), JSON lines or a saved dataset; the tokenizer learns from the train split.")],
     output_dir: Annotated[str, typer.Option("--output-dir", "-o", help="Folder to write the model folder (config and tokenizer, no weights) to.")],
-    source: Annotated[Optional[str], typer.Option("--source", help="Source language or column (e.g. en); omit for train.source/train.target files.")] = None,
-    target: Annotated[Optional[str], typer.Option("--target", help="Target language or column (e.g. de).")] = None,
+    source: o.Source = None,
+    target: o.Target = None,
     arch: Annotated[str, typer.Option("--arch", help="Architecture: marian, bart or t5.")] = "marian",
     vocab_size: Annotated[int, typer.Option("--vocab-size", help="Size of the byte-level BPE vocabulary that source and target share.")] = 8000,
     d_model: Annotated[int, typer.Option("--d-model", help="Hidden size.")] = 256,

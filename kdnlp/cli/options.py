@@ -14,7 +14,7 @@ DataDir = Annotated[
     Optional[str],
     typer.Option("--data-dir", envvar="GLUE_DIR", help="GLUE: local GLUE folder (download layout), default $GLUE_DIR, else the Hub dataset nyu-mll/glue. Seq2seq: a folder of parallel files (train.en/train.de, .source/.target, JSON lines), a saved dataset or a Hub id."),
 ]
-Source = Annotated[Optional[str], typer.Option("--source", help="Seq2seq: source language, file suffix or column (e.g. en).")]
+Source = Annotated[Optional[str], typer.Option("--source", help="Seq2seq: source language, file suffix or column (e.g. en); omit for train.source/train.target files.")]
 Target = Annotated[Optional[str], typer.Option("--target", help="Seq2seq: target language, file suffix or column (e.g. de).")]
 NumBeams = Annotated[Optional[int], typer.Option("--num-beams", min=1, help="Seq2seq evaluation: beams when decoding (1 = greedy; default 5).")]
 MaxNewTokens = Annotated[Optional[int], typer.Option("--max-new-tokens", min=1, help="Seq2seq evaluation: longest output in tokens (default 128).")]
