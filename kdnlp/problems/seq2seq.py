@@ -13,8 +13,10 @@ from typing import Any
 from kdnlp.errors import KdnlpError, say
 from kdnlp.problems.base import Problem
 
-#: Seq2seq task names and the metrics each reports (the first ranks models).
+#: Seq2seq task names: the metrics each reports (the first ranks models), and the function of
+#: kdnlp.metrics.seq2seq that computes them from decoded text.
 METRICS = {"translation": ("bleu", "chrf"), "summarization": ("rouge1", "rouge2", "rougeL", "rougeLsum")}
+SCORERS = {"translation": "translation_scores", "summarization": "summary_scores"}
 #: How a stage's targets are made: gold, the teacher's best beam, the beam closest to the gold target by sentence
 #: BLEU (Kim & Rush's Seq-Inter), or every example twice, with the gold and with the teacher's target.
 TARGETS = ("gold", "teacher", "inter", "both")
@@ -122,8 +124,7 @@ class Seq2SeqProblem(Problem):
         from kdnlp.metrics import seq2seq
 
         hypotheses = self.decode(model, tokenizer, list(ds["source"]), max_length, batch_size)
-        fn = seq2seq.translation_scores if self.name == "translation" else seq2seq.summary_scores
-        return fn(hypotheses, list(ds["target"]))
+        return getattr(seq2seq, SCORERS[self.name])(hypotheses, list(ds["target"]))
 
     def task_score(self, metrics):
         return float(metrics[self.metric_names[0]])
@@ -133,13 +134,14 @@ class Seq2SeqProblem(Problem):
 
         from kdnlp.problems.glue import speed_batches, timed
 
+        from kdnlp.generation import generation_config
+
         model.eval()
-        settings = self.generation(max_length)
+        config = generation_config(model, tokenizer, self.generation(max_length))  # as `decode` decodes
 
         def run(batch):
             enc = tokenizer(batch, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-            model.generate(**{k: v.to(model.device) for k, v in enc.items()}, num_beams=settings.num_beams,
-                           max_new_tokens=settings.max_new_tokens)
+            model.generate(**{k: v.to(model.device) for k, v in enc.items()}, generation_config=config)
 
         with torch.inference_mode():
             return timed(run, *speed_batches(list(ds["source"])), repeats=1)
