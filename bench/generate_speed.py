@@ -57,8 +57,8 @@ def plain_loop(model, tokenizer, sources, settings, config) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="seq2seq model or run folder (default: a random-weight Marian)")
-    multi30k = Path(__file__).resolve().parents[2] / "shared/data/seq2seq/multi30k_en_de"
-    p.add_argument("--data-dir", default=str(multi30k), help="parallel data folder ({split}.{side} files)")
+    p.add_argument("--data-dir", default="../shared/data/seq2seq/multi30k_en_de",
+                   help="parallel data folder ({split}.{side} files); the default is relative to the repository root")
     p.add_argument("--split", default="train")
     p.add_argument("--source", default="en")
     p.add_argument("--target", default="de", help="the other side (the random Marian's tokenizer is trained on both)")
