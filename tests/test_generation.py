@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import datasets
@@ -101,27 +100,6 @@ def teacher_dir(tmp_path_factory, models, tok) -> Path:
 def own_cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("KDNLP_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
-
-
-@pytest.fixture
-def load_pairs(monkeypatch):
-    """kdnlp.data.seq2seq.load_pairs; while that module is not in this tree, a stand-in with its signature that reads
-    `{split}.{source or 'source'}` and `{split}.{target or 'target'}` files."""
-    try:
-        from kdnlp.data.seq2seq import load_pairs
-        return load_pairs
-    except ModuleNotFoundError:
-        pass
-
-    def load_pairs(data, split, source=None, target=None, max_samples=None, seed=42):
-        def read(side):
-            return Path(data, f"{split}.{side}").read_text(encoding="utf-8").splitlines()
-
-        ds = datasets.Dataset.from_dict({"source": read(source or "source"), "target": read(target or "target")})
-        return ds if max_samples is None else ds.shuffle(seed=seed).select(range(max_samples))
-
-    monkeypatch.setitem(sys.modules, "kdnlp.data.seq2seq", types.SimpleNamespace(load_pairs=load_pairs))
-    return load_pairs
 
 
 def pairs_of(sources: list[str]) -> datasets.Dataset:
@@ -325,7 +303,9 @@ def data_dir(tmp_path) -> Path:
     return path
 
 
-def test_generate_command_writes_a_folder_that_load_pairs_reads_back(teacher_dir, data_dir, tmp_path, load_pairs):
+def test_generate_command_writes_a_folder_that_load_pairs_reads_back(teacher_dir, data_dir, tmp_path):
+    from kdnlp.data.seq2seq import load_pairs
+
     from kdnlp.cli.main import app
 
     out = tmp_path / "pseudo"
