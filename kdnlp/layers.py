@@ -49,3 +49,12 @@ def layer_map(spec: str | list[int], student_layers: int, teacher_layers: int) -
 
 def describe(pairs: LayerMap) -> str:
     return ", ".join(f"s{s}<-t{t}" for s, t in pairs) or "(no layers)"
+
+
+def hidden_index(index: int, layers: int, where: str) -> int:
+    """`index` into a `hidden_states` tuple of a model with `layers` layers (0 = embeddings, negative from the
+    top as in Python), as a non-negative index; out of range is an error naming `where`."""
+    if not -(layers + 1) <= index <= layers:
+        raise KdnlpError(f"bad value {index} for {where}: a model with {layers} layers has hidden states "
+                         f"0..{layers} (or {-(layers + 1)}..-1 from the top)")
+    return index % (layers + 1)

@@ -26,6 +26,11 @@ def outputs(seed: int, requires_grad: bool = False, num_labels: int = 3):
 
 BATCH = {"labels": torch.tensor([0, 2, 1, 1]), "attention_mask": torch.tensor([[1] * 5, [1] * 3 + [0] * 2, [1] * 5, [1] * 4 + [0]])}
 TEACHER_LOSSES = [n for n in LOSSES.names() if LOSSES.get(n).uses_teacher]
+#: Terms whose value for an example depends on the other examples of its batch (relations, in-batch negatives);
+#: tests/test_survey_losses.py documents the exception.
+BATCH_STATISTICS = {"crd", "rkd", "sp"}
+#: Contrastive: not zero when the student equals the teacher (tests/test_survey_losses.py says what it is then).
+NOT_ZERO_AT_A_MATCH = {"crd"}
 
 
 def make(name: str, num_labels: int = 3):
@@ -33,7 +38,7 @@ def make(name: str, num_labels: int = 3):
     return cls(cls.Config(), LossContext(num_labels, CFG, CFG))
 
 
-@pytest.mark.parametrize("name", TEACHER_LOSSES)
+@pytest.mark.parametrize("name", [n for n in TEACHER_LOSSES if n not in NOT_ZERO_AT_A_MATCH])
 @pytest.mark.parametrize("num_labels", [3, 1])
 def test_zero_when_student_equals_teacher(name, num_labels):
     t = outputs(0, num_labels=num_labels)
@@ -94,7 +99,7 @@ def test_every_term_is_float32_and_finite_on_extreme_half_precision_outputs(dtyp
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in terms.values()), terms
 
 
-@pytest.mark.parametrize("name", TEACHER_LOSSES)
+@pytest.mark.parametrize("name", [n for n in TEACHER_LOSSES if n not in BATCH_STATISTICS])
 def test_a_batch_value_is_the_mean_of_its_examples_values(name):
     """Per-example means (not token-pooled): the loss of 4 examples of different lengths is the mean of the
     losses of its halves, which makes gradient accumulation and multi-process batches exact."""

@@ -74,6 +74,8 @@ class MappedLoss(DistillationLoss):
         if ctx.teacher_config is None:
             raise KdnlpError(f"the {self.name} loss needs a teacher")
         self.pairs = layer_map(config.layers, num_layers(ctx.student_config), num_layers(ctx.teacher_config))
+        if not self.pairs:
+            raise KdnlpError(f"layer map '{config.layers}' maps no layers for a 1-layer student; use uniform or a list")
         print(f"kdnlp: {self.name} layer map ({config.layers}): {describe(self.pairs)}", file=sys.stderr)
 
 

@@ -44,8 +44,6 @@ class PKDLoss(MappedLoss):
         s, t = ctx.student_config.hidden_size, ctx.teacher_config.hidden_size
         if s != t:
             raise KdnlpError(f"the pkd loss compares [CLS] vectors of equal size, but the student has {s} and the teacher {t}")
-        if not self.pairs:
-            raise KdnlpError(f"layer map '{config.layers}' maps no layers for a 1-layer student; use uniform or a list")
 
     def forward(self, student_out, teacher_out, batch):
         return normalised_cls_mse(
