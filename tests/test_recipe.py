@@ -56,7 +56,7 @@ def test_yaml_strings_like_5e_5_become_numbers(tmp_path):
         (BASE + "training: {learning_rate: fast}\n", "bad value 'fast' for training.learning_rate"),
         (BASE + "student: {layers: 3, stratgy: first}\n", "unknown key 'student.stratgy'"),
         (BASE + "student: {strategy: random}\n", "bad value 'random' for student.strategy"),
-        ("name: x\ndescription: y\nlosses: [{loss: hintn}]\n", "unknown loss 'hintn'; valid: ce, cosine, hinton"),
+        ("name: x\ndescription: y\nlosses: [{loss: hintn}]\n", "unknown loss 'hintn'; valid: ce, cosine, crd, fitnets, hinton"),
         ("name: x\ndescription: y\nlosses: [{loss: hinton, temprature: 2}]\n", "unknown key 'stages.distill.losses[0](hinton).temprature'"),
         ("name: x\ndescription: y\nlosses: [{loss: hinton, temperature: 0}]\n", "must be > 0"),
         ("name: x\ndescription: y\nlosses: [{loss: ce}, {loss: ce}]\n", "two terms named 'ce'"),
