@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
@@ -54,6 +55,24 @@ def test_recipes_distill_a_3_layer_student(rte_teacher, glue_dir, tmp_path, reci
     t, s = teacher.state_dict(), student.state_dict()
     key = "bert.encoder.layer.{}.output.dense.weight"
     assert not torch.equal(s[key.format(1)], t[key.format(layers[1])])
+
+
+@pytest.mark.parametrize("recipe, stages", [("fitnets", ["hint", "kd"]), ("rkd", ["distill"]), ("sp", ["distill"]),
+                                            ("crd", ["distill"]), ("vid", ["distill"])])
+def test_survey_recipes_distill_on_real_data(rte_teacher, glue_dir, tmp_path, recipe, stages):
+    """Each survey recipe end to end; the terms' regressors and heads stay out of the exported student."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification
+
+    out = tmp_path / "student"
+    metrics = kdnlp.run_recipe(recipe, "rte", out, teacher=str(rte_teacher), data_dir=str(glue_dir),
+                               overrides=FAST, **SMALL)
+    assert list(metrics["stages"]) == stages and metrics["finished"]
+    assert all(math.isfinite(metrics["stages"][s]["train"]["train_loss"]) for s in stages)
+    assert 0 <= metrics["metrics"]["accuracy"] <= 1
+    student = AutoModelForSequenceClassification.from_pretrained(out / "model")
+    assert student.config.num_hidden_layers == 3
+    assert set(load_file(str(out / "model" / "model.safetensors"))) <= set(student.state_dict())
 
 
 def test_eval_compares_models_with_speed(rte_teacher, glue_dir, tmp_path):
