@@ -12,10 +12,9 @@ import torch
 from kdnlp.config import from_dict
 from kdnlp.errors import KdnlpError
 from kdnlp.losses import LOSSES, LossContext
-from test_losses import BATCH, CFG, outputs
+from test_losses import BATCH, CFG
 
 NARROW = SimpleNamespace(hidden_size=4, num_hidden_layers=2, num_attention_heads=1)
-DEEP = SimpleNamespace(hidden_size=8, num_hidden_layers=4, num_attention_heads=2)
 
 
 def build(name: str, student=CFG, teacher=CFG, **params):
