@@ -348,6 +348,8 @@ def finish(run: Run, stages: dict[str, Any]) -> dict[str, Any]:
     """Scores the student and moves the run folder into place once the last stage has run; returns the metrics."""
     import transformers
 
+    from kdnlp.models import num_params
+
     last = list(stages)[-1]
     done = len(stages) == len(run.rec.stages)
     evaluated = stages[last]["eval"]
@@ -365,8 +367,9 @@ def finish(run: Run, stages: dict[str, Any]) -> dict[str, Any]:
     _save(run.student_model, run.tokenizer, run.work / "model")
     write_json(run.work / "metrics.json", metrics)
     chain = {name: s["chain"] for name, s in stages.items() if "chain" in s}
+    if chain:  # the run's student is the last link's
+        run.info.update(chain=chain, params={**run.info["params"], "student": num_params(run.student_model)})
     run.info.update(
-        **({"chain": chain} if chain else {}),
         train_examples=run.train_sizes,
         seconds=round(time.time() - run.started, 1),
         versions={"python": platform.python_version(), "torch": __import__("torch").__version__,

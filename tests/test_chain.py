@@ -44,7 +44,9 @@ def test_each_link_is_a_model_folder_and_the_next_stage_learns_from_it(tiny_teac
     assistant, final = load(out / "stages" / "assistant" / "model"), load(out / "stages" / "final" / "model")
     assert (assistant.config.num_hidden_layers, final.config.num_hidden_layers) == (3, 2)
     assert torch.equal(flat(load(out / "model")), flat(final))
-    record = json.loads((out / "run.json").read_text())["chain"]["final"]
+    info = json.loads((out / "run.json").read_text())
+    assert info["params"]["student"] == sum(p.numel() for p in final.parameters())
+    record = info["chain"]["final"]
     assert record["teacher"] == "stages/assistant/model" and record["student_layers"] == [0, 2]
     assert record["teacher_digest"] == cache.weights_digest(assistant)  # the assistant taught the last stage
     taught = [json.loads(p.read_text())["teacher"] for p in cache.cache_dir().glob("*.json")]
