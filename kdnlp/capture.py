@@ -49,9 +49,16 @@ def capture(model: nn.Module, on: bool = True) -> Iterator[tuple[list, ...] | No
     handles = []
     for slots, modules in zip(got, layers):
         for i, module in enumerate(modules):
-            handles.append(module.register_forward_hook(lambda m, args, out, slots=slots, i=i: slots.__setitem__(i, out)))
+            handles.append(module.register_forward_hook(_keeper(slots, i)))
     try:
         yield got
     finally:
         for h in handles:
             h.remove()
+
+
+def _keeper(slots: list, i: int):
+    def keep(module, args, out):
+        slots[i] = out
+
+    return keep
