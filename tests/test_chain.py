@@ -3,6 +3,7 @@ teacher-logit cache keys on it), a run stopped between stages ends with the same
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -81,3 +82,27 @@ def test_a_student_its_teacher_cannot_give_fails_before_training(tiny_teacher_di
     with pytest.raises(KdnlpError, match="stages.final.student: bad layers count 5: must be between 1 and the teacher's 3"):
         distill(chain(student={"layers": 5}), tiny_teacher_dir, glue_dir, tmp_path / "bad")
     assert not (tmp_path / "bad.partial" / "stages").exists()
+
+
+def test_a_chain_resumed_inside_its_second_link_ends_with_the_same_student(tiny_teacher_dir, glue_dir, tmp_path,
+                                                                           capfd):
+    """A finished run turned back into one interrupted after the final link's first checkpoint (its later checkpoints,
+    its student and the run's outputs removed): --resume rebuilds the link's student from the assistant's folder,
+    continues from the checkpoint, and ends with the uninterrupted student."""
+    saving = {"save_strategy": "steps", "save_steps": 1, "save_total_limit": 5}
+    rec = parse({**CHAIN, "training": {**CHAIN["training"], **saving}})
+    distill(rec, tiny_teacher_dir, glue_dir, tmp_path / "whole")
+    work = tmp_path / "cut.partial"
+    shutil.copytree(tmp_path / "whole", work)
+    final = work / "stages" / "final"
+    for path in [work / "model", final / "model", *final.glob("checkpoint-*")]:
+        if path.name != "checkpoint-1":
+            shutil.rmtree(path)
+    for path in (work / "metrics.json", work / "run.json", final / "done.json"):
+        path.unlink()
+    capfd.readouterr()
+    assert distill(rec, tiny_teacher_dir, glue_dir, tmp_path / "cut", resume=True)["finished"]
+    log = capfd.readouterr().err
+    assert "stage 'assistant' finished earlier" in log and "stage 'final': resuming from" in log
+    assert "checkpoint-1" in log
+    assert torch.equal(flat(load(tmp_path / "cut" / "model")), flat(load(tmp_path / "whole" / "model")))
