@@ -204,6 +204,7 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
         attention = "eager"  # sdpa returns no attention maps
         for model in filter(None, (teacher_model, student_model)):
             model.set_attn_implementation(attention)
+    _check_chain(rec, student_model.config, teacher_tokenizer is not None)
     info["params"] = {"student": num_params(student_model)}
     if teacher_model is not None:
         info["params"]["teacher"] = num_params(teacher_model)
@@ -237,6 +238,47 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
     return run
 
 
+def _check_chain(rec: recipes.Recipe, config, own_reading: bool) -> None:
+    """Fails before anything trains if a `teacher: previous` stage cannot build its student from the student before
+    it (`config`: the first stage's), or if that teacher would read text differently from the run's teacher."""
+    from kdnlp.students import student_config
+
+    for st in rec.stages:
+        if st.teacher != "previous":
+            continue
+        if own_reading:
+            raise KdnlpError(f"stage '{st.name}' learns from the previous stage's student, but the student reads text "
+                             "differently from the teacher; use a student built from the teacher")
+        try:
+            config = student_config(config, st.student)
+        except KdnlpError as e:
+            raise KdnlpError(f"stages.{st.name}.student: {e}") from None
+
+
+def _step_down(run: Run, st: recipes.Stage) -> dict[str, Any]:
+    """For a `teacher: previous` stage: the student of the stage before it, read back from its model folder, becomes
+    the teacher (the same weights in an uninterrupted and a resumed run; the teacher-logit cache keys on them), and
+    the stage's student is built from it (seeded by the run's seed) as its `student` spec says. Returns the record of
+    the pair kept in the stage's metrics and run.json."""
+    import transformers
+
+    from kdnlp.cache import weights_digest
+    from kdnlp.models import num_params
+    from kdnlp.students import build_student
+
+    previous = run.rec.stages[run.rec.stages.index(st) - 1].name
+    run.teacher_model = type(run.student_model).from_pretrained(run.work / "stages" / previous / "model",
+                                                                attn_implementation=run.attention)
+    transformers.set_seed(run.seed)
+    run.student_model, ids = build_student(run.teacher_model, st.student)
+    if run.attention:
+        run.student_model.set_attn_implementation(run.attention)
+    say(f"stage '{st.name}': the teacher is the student of stage '{previous}'; the student starts from its layers {ids}")
+    return {"teacher": f"stages/{previous}/model", "teacher_digest": weights_digest(run.teacher_model),
+            "student_layers": ids, "params": {"student": num_params(run.student_model),
+                                              "teacher": num_params(run.teacher_model)}}
+
+
 def train_set(run: Run, st: recipes.Stage):
     """The encoded training examples of stage `st`: unlabeled text, or the task's with the stage's targets."""
     if st.data == "text":
@@ -262,6 +304,7 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
     from kdnlp.trainer import DistillationTrainer
 
     folder = run.work / "stages" / st.name
+    chain = _step_down(run, st) if st.teacher == "previous" else None
     if (folder / STAGE_DONE).is_file():
         say(f"stage '{st.name}' finished earlier: using its student")
         run.student_model = type(run.student_model).from_pretrained(folder / "model", attn_implementation=run.attention)
@@ -292,7 +335,7 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
     if checkpoint:
         say(f"stage '{st.name}': resuming from {checkpoint}")
     result = trainer.train(resume_from_checkpoint=checkpoint)
-    metrics = {"train": result.metrics, "eval": trainer.evaluate()}
+    metrics = {"train": result.metrics, "eval": trainer.evaluate(), **({"chain": chain} if chain else {})}
     run.student_model = trainer.model
     if run.state.is_main_process:
         _save(run.student_model, run.tokenizer, folder / "model")
@@ -304,6 +347,8 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
 def finish(run: Run, stages: dict[str, Any]) -> dict[str, Any]:
     """Scores the student and moves the run folder into place once the last stage has run; returns the metrics."""
     import transformers
+
+    from kdnlp.models import num_params
 
     last = list(stages)[-1]
     done = len(stages) == len(run.rec.stages)
@@ -321,6 +366,9 @@ def finish(run: Run, stages: dict[str, Any]) -> dict[str, Any]:
         return metrics
     _save(run.student_model, run.tokenizer, run.work / "model")
     write_json(run.work / "metrics.json", metrics)
+    chain = {name: s["chain"] for name, s in stages.items() if "chain" in s}
+    if chain:  # the run's student is the last link's
+        run.info.update(chain=chain, params={**run.info["params"], "student": num_params(run.student_model)})
     run.info.update(
         train_examples=run.train_sizes,
         seconds=round(time.time() - run.started, 1),

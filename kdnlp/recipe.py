@@ -66,13 +66,20 @@ class Stage:
     task's train split: TinyBERT's general distillation, for losses that need no labels. `targets` (seq2seq) are
     what the student learns to output: the gold targets, the teacher's best beam (`teacher`, sequence-level KD),
     of its k beams the one closest to the gold target by sentence BLEU (`inter`, Seq-Inter), or each example
-    twice, with the gold and with the teacher's target (`both`); the teacher decodes as `generation` says."""
+    twice, with the gold and with the teacher's target (`both`); the teacher decodes as `generation` says.
+
+    `teacher: previous` makes a teacher-assistant chain (Mirzadeh et al. 2019): the stage learns from the student of
+    the stage before it (read back from that stage's model folder), and its own student is built from that teacher
+    as its `student` spec says. Otherwise a stage keeps the teacher of the stage before it (`same`; the run's
+    teacher for the first stage) and goes on training the same student."""
 
     name: str
     losses: list[LossTerm]
     training: dict[str, Any] = field(default_factory=dict)
     data: Literal["task", "text"] = "task"
     targets: Literal["gold", "teacher", "inter", "both"] = "gold"
+    teacher: Literal["same", "previous"] = "same"
+    student: StudentSpec | None = None
 
 
 @dataclass
@@ -119,6 +126,7 @@ class Recipe:
                 "training": dict(s.training),
                 "data": s.data,
                 **({"targets": s.targets} if s.targets != "gold" else {}),
+                **({"teacher": s.teacher, "student": dataclasses.asdict(s.student)} if s.student else {}),
             }
             for s in self.stages
         ]
@@ -258,6 +266,21 @@ def _parse_term(raw: Any, where: str) -> LossTerm:
     return LossTerm(loss=loss, weight=weight, name=name, params=dataclasses.asdict(config))
 
 
+def _chain_link(raw: dict[str, Any], name: str, first: bool) -> tuple[str, StudentSpec | None]:
+    """A stage's `teacher` and `student` keys, which go together (see `Stage`)."""
+    teacher = coerce(raw.get("teacher", "same"), typing.get_type_hints(Stage)["teacher"], f"stages.{name}.teacher")
+    student = None if raw.get("student") is None else from_dict(StudentSpec, raw["student"], f"stages.{name}.student")
+    if teacher == "previous" and first:
+        raise KdnlpError(f"stage '{name}' is the first stage: there is no previous student for 'teacher: previous'")
+    if teacher == "previous" and student is None:
+        raise KdnlpError(f"stage '{name}' learns from the previous stage's student (teacher: previous) but has no "
+                         "'student' spec to build its own student from it")
+    if student is not None and teacher != "previous":
+        raise KdnlpError(f"stage '{name}' has a 'student' spec, which only a stage with 'teacher: previous' builds; "
+                         "add teacher: previous or remove it (the recipe's top-level 'student' is the first stage's)")
+    return teacher, student
+
+
 def parse(data: dict[str, Any]) -> Recipe:
     data = _normalise(data)
     known = {f.name for f in dataclasses.fields(Recipe)}
@@ -273,7 +296,7 @@ def parse(data: dict[str, Any]) -> Recipe:
     for i, raw in enumerate(coerce(data["stages"], list, "stages")):
         if not isinstance(raw, dict):
             raise KdnlpError(f"stages[{i}] must be a mapping, got {raw!r}")
-        keys = ("name", "losses", "training", "data", "targets")
+        keys = ("name", "losses", "training", "data", "targets", "teacher", "student")
         extra = [k for k in raw if k not in keys]
         if extra:
             raise KdnlpError(f"unknown key 'stages[{i}].{extra[0]}'; valid keys: {', '.join(keys)}")
@@ -292,8 +315,9 @@ def parse(data: dict[str, Any]) -> Recipe:
             if labelled:
                 raise KdnlpError(f"stage '{name}' trains on unlabeled text, but its loss '{labelled[0]}' needs labels")
         targets = coerce(raw.get("targets", "gold"), typing.get_type_hints(Stage)["targets"], f"stages.{name}.targets")
+        teacher, student = _chain_link(raw, name, first=not stages)
         stages.append(Stage(name, terms, _check_training(raw.get("training") or {}, f"stages.{name}.training"), source,
-                            targets))
+                            targets, teacher, student))
     if len({s.name for s in stages}) != len(stages):
         raise KdnlpError("stage names must be unique")
     student = data.get("student")

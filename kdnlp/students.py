@@ -46,6 +46,8 @@ WIDTHS: dict[str, dict[str, tuple[str, ...]]] = {
 FIRST_LAYER_ONLY = ("relative_attention_bias",)
 #: The StudentSpec field that chooses each layer list's layers, in LAYER_LISTS order.
 LAYER_KEYS = ("layers", "decoder_layers")
+#: The StudentSpec fields that make a student narrower than its teacher.
+SIZE_KEYS = ("hidden_size", "num_attention_heads", "intermediate_size")
 
 
 def layer_lists(config: Any) -> tuple[tuple[str, str], ...]:
@@ -186,8 +188,15 @@ def build_student(teacher, spec) -> tuple[Any, list[int]]:
     decoder = ids[1] if len(ids) > 1 else None
     if spec.init == "copy":
         return init_student(teacher, ids[0], decoder), ids[0]
-    sizes = {k: getattr(spec, k) for k in ("hidden_size", "num_attention_heads", "intermediate_size")}
+    sizes = {k: getattr(spec, k) for k in SIZE_KEYS}
     return narrow_student(teacher, ids[0], spec.init, **sizes, decoder_layer_ids=decoder), ids[0]
+
+
+def student_config(teacher_config: Any, spec) -> Any:
+    """The config of the student `spec` (a StudentSpec) builds from a teacher with `teacher_config`, without building
+    it: checks a spec before anything trains."""
+    ids = select_student_layers(teacher_config, spec.layers, spec.decoder_layers, spec.strategy)
+    return _shrunk_config(teacher_config, [len(i) for i in ids], **{k: getattr(spec, k) for k in SIZE_KEYS})
 
 
 def load_teacher_model(name: str):

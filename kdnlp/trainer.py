@@ -26,6 +26,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.utils import ModelOutput
 
 from kdnlp import cache
+from kdnlp.capture import capture
 from kdnlp.errors import KdnlpError
 from kdnlp.losses import CompositeLoss
 from kdnlp.problems.base import TEACHER_PREFIX
@@ -41,6 +42,7 @@ class Outputs(ModelOutput):
     logits: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
+    qkv: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...] | None = None  # per layer (kdnlp.capture)
 
 
 def forward_inputs(model: torch.nn.Module) -> set[str]:
@@ -156,15 +158,19 @@ class DistillationTrainer(Trainer):
         if cache.COLUMN in inputs:
             return Outputs(logits=inputs[cache.COLUMN])
         with torch.no_grad():
-            out = self.teacher(**self._teacher_batch(inputs), **self._output_kwargs())
-        return Outputs(logits=out.logits, hidden_states=out.get("hidden_states"), attentions=out.get("attentions"))
+            return self._forward(self.teacher, self._teacher_batch(inputs))
+
+    def _forward(self, model, inputs: dict[str, Any]) -> Outputs:
+        """`model`'s outputs on `inputs`, with what the loss terms need beyond logits."""
+        with capture(model, "qkv" in self.distill_loss.needs) as qkv:
+            out = model(**inputs, **self._output_kwargs())
+        return Outputs(logits=out.logits, hidden_states=out.get("hidden_states"), attentions=out.get("attentions"),
+                       qkv=None if qkv is None else tuple(map(tuple, qkv)))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self._student_inputs is None:
             self._student_inputs = forward_inputs(model) - {"labels"}  # labels: the model would add its own loss
-        student_out = model(**{k: v for k, v in inputs.items() if k in self._student_inputs}, **self._output_kwargs())
-        student_out = Outputs(logits=student_out.logits, hidden_states=student_out.get("hidden_states"),
-                              attentions=student_out.get("attentions"))
+        student_out = self._forward(model, {k: v for k, v in inputs.items() if k in self._student_inputs})
         loss, terms = self.distill_loss(student_out, self.teacher_outputs(inputs), inputs)
         if model.training:
             for name, value in terms.items():

@@ -21,7 +21,9 @@ def outputs(seed: int, requires_grad: bool = False, num_labels: int = 3):
     hidden = tuple(torch.randn(4, 5, 8, generator=g, requires_grad=requires_grad) for _ in range(3))
     scores = [torch.randn(4, 2, 5, 5, generator=g, requires_grad=requires_grad) for _ in range(2)]
     attentions = tuple(x.softmax(-1) for x in scores)
-    return SimpleNamespace(logits=logits, hidden_states=hidden, attentions=attentions, leaves=[logits, *hidden, *scores])
+    qkv = tuple(tuple(torch.randn(4, 5, 8, generator=g, requires_grad=requires_grad) for _ in range(3)) for _ in range(2))
+    return SimpleNamespace(logits=logits, hidden_states=hidden, attentions=attentions, qkv=qkv,
+                           leaves=[logits, *hidden, *scores, *(x for layer in qkv for x in layer)])
 
 
 BATCH = {"labels": torch.tensor([0, 2, 1, 1]), "attention_mask": torch.tensor([[1] * 5, [1] * 3 + [0] * 2, [1] * 5, [1] * 4 + [0]])}
@@ -90,7 +92,8 @@ def test_every_term_is_float32_and_finite_on_extreme_half_precision_outputs(dtyp
         o = outputs(seed)
         big = lambda x: (x.sign() * 6e4).to(dtype)  # noqa: E731
         return SimpleNamespace(logits=big(o.logits), attentions=tuple(a.to(dtype) for a in o.attentions),
-                               hidden_states=tuple(big(torch.randn(4, 5, hidden)) for _ in o.hidden_states))
+                               hidden_states=tuple(big(torch.randn(4, 5, hidden)) for _ in o.hidden_states),
+                               qkv=tuple(tuple(big(torch.randn(4, 5, hidden)) for _ in range(3)) for _ in o.qkv))
 
     s, t = extreme(6, 8), extreme(7, teacher_hidden)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -107,7 +110,8 @@ def test_a_batch_value_is_the_mean_of_its_examples_values(name):
 
     def half(o, rows):
         return SimpleNamespace(logits=o.logits[rows], hidden_states=tuple(h[rows] for h in o.hidden_states),
-                               attentions=tuple(a[rows] for a in o.attentions))
+                               attentions=tuple(a[rows] for a in o.attentions),
+                               qkv=tuple(tuple(x[rows] for x in layer) for layer in o.qkv))
 
     parts = [loss(half(s, rows), half(t, rows), {k: v[rows] for k, v in BATCH.items()}) for rows in (slice(0, 2), slice(2, 4))]
     assert loss(s, t, BATCH).item() == pytest.approx(sum(parts).item() / 2, rel=1e-5)
