@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Issue 14's result on SST-2: each survey method against baseline, hinton and pkd-skip at one budget, from the
+# same student start (3 layers copied from the teacher's layers 0, 1, 2), then the 2-layer student directly
+# from the teacher and through a 4-layer assistant. Budget: a seeded random 4,000-example subset of the SST-2
+# train split (drawn per seed: every method sees the same subset within a seed), one epoch at length 64 and
+# batch 32 (125 steps); two-stage recipes (fitnets, minilm) get half an epoch per stage; the chain gets one
+# epoch per link (its 2-layer student trains as long as the direct one). Dev accuracy on the full dev set.
+# OUT/teacher is experiments/sst2.sh's teacher (MiniLM-L6 fine-tuned one epoch on all of SST-2).
+# Usage: experiments/survey.sh [DATA_DIR] [OUT] [SEEDS]      (about 35 min per seed on 2 CPU cores)
+set -euo pipefail
+DATA=${1:-../shared/data}
+OUT=${2:-runs/sst2}
+SEEDS=${3:-"42 43"}
+export HF_HUB_OFFLINE=1
+K=".venv/bin/kdnlp"
+C=(--task sst2 --data-dir "$DATA/glue" --max-train-samples 4000 --set training.num_train_epochs=1
+   --set max_length=64 --set training.logging_steps=25 --set training.save_strategy=no --set student.strategy=first)
+[ -d "$OUT/teacher" ] || $K finetune --model minilm-l6 --task sst2 --data-dir "$DATA/glue" --set training.num_train_epochs=1 \
+  --set max_length=64 --set training.save_strategy=no -o "$OUT/teacher"
+for seed in $SEEDS; do
+  D="$OUT/survey-s$seed"
+  S=(--teacher "$OUT/teacher" "${C[@]}" --set training.seed=$seed)
+  for recipe in baseline hinton pkd-skip rkd sp crd vid; do
+    [ -d "$D/$recipe" ] || $K distill --recipe $recipe "${S[@]}" -o "$D/$recipe"
+  done
+  [ -d "$D/fitnets" ] || $K distill --recipe fitnets "${S[@]}" --set stages.hint.training.num_train_epochs=0.5 \
+    --set stages.kd.training.num_train_epochs=0.5 -o "$D/fitnets"
+  for v in v1 v2; do
+    [ -d "$D/minilm-$v" ] || $K distill --recipe minilm "${S[@]}" --set stages.attention.training.num_train_epochs=0.5 \
+      --set stages.prediction.training.num_train_epochs=0.5 --set stages.attention.losses.minilm.version=$v -o "$D/minilm-$v"
+  done
+  [ -d "$D/hinton-l2" ] || $K distill --recipe hinton "${S[@]}" --set student.layers=2 --set student.strategy=uniform -o "$D/hinton-l2"
+  [ -d "$D/ta-chain" ] || $K distill --recipe ta-chain "${S[@]}" --set student.strategy=uniform -o "$D/ta-chain"
+done
