@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,9 @@ from kdnlp.config import from_dict
 from kdnlp.errors import KdnlpError, say
 from kdnlp.losses.generator import GENERATOR_LOSSES, Combination, GeneratorLoss
 from kdnlp.trainer import DistillationTrainer
+
+if TYPE_CHECKING:
+    import datasets
 
 #: The column of latent seeds in a generated stage's dataset, and the batch key of the latent vectors made from it.
 SEED = "latent_seed"
@@ -90,7 +93,7 @@ def build_generator_loss(settings: GeneratorSettings) -> GeneratorLoss:
     return GeneratorLoss(terms, settings.combination, settings.epoch_steps)
 
 
-def latent_seeds(settings: dict[str, Any], args) -> "datasets.Dataset":  # noqa: F821
+def latent_seeds(settings: dict[str, Any], args) -> "datasets.Dataset":
     """A generated stage's dataset: one latent seed per sample, so the Trainer's sampler spreads them over processes
     and restores its position on resume like any dataset's."""
     import datasets
