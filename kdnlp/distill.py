@@ -17,6 +17,7 @@ from kdnlp import recipe as recipes
 from kdnlp.errors import KdnlpError, say
 from kdnlp.problems.base import TEACHER_PREFIX, Problem
 from kdnlp.run import RunFolder, write_json
+from kdnlp.sources import SOURCES
 
 #: Written in a stage's folder when the stage has finished, with its metrics.
 STAGE_DONE = "done.json"
@@ -82,7 +83,7 @@ class Run:
     teacher_model: Any | None
     student_model: Any
     attention: str | None
-    train: Any  # the raw training split
+    train: Any  # the raw training split; None when no stage reads it (kdnlp.sources)
     text: Any | None  # unlabeled text for `data: text` stages, encoded
     dev: Any
     dev_enc: Any
@@ -183,11 +184,13 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
     if teacher is not None:
         problem.check_teacher(teacher)
     tokenizer = load_tokenizer(student or teacher)
-    train = problem.load("train", data_dir, max_train_samples, seed)
+    train = None
+    if any(SOURCES.get(s.data).reads_task for s in rec.stages):  # data-free runs never open the train split
+        train = problem.load("train", data_dir, max_train_samples, seed)
     dev = problem.load("validation", data_dir, max_eval_samples, seed)
     teacher_tokenizer = None
     if student is not None and teacher is not None:
-        teacher_tokenizer = _teacher_reading(rec, problem, teacher, student, tokenizer, train.select(range(min(8, len(train)))))
+        teacher_tokenizer = _teacher_reading(rec, problem, teacher, student, tokenizer, dev.select(range(min(8, len(dev)))))
 
     transformers.set_seed(seed)
     teacher_model = problem.load_model(teacher, require_head=True) if teacher is not None else None
@@ -279,32 +282,21 @@ def _step_down(run: Run, st: recipes.Stage) -> dict[str, Any]:
                                               "teacher": num_params(run.teacher_model)}}
 
 
-def train_set(run: Run, st: recipes.Stage):
-    """The encoded training examples of stage `st`: unlabeled text, or the task's with the stage's targets."""
-    if st.data == "text":
-        run.train_sizes["text"] = len(run.text)
-        return run.text
-    with run.state.main_process_first():  # teacher outputs are generated once, then read from the cache
-        settings = run.rec.generation_settings() if st.targets != "gold" else None
-        ds = run.problem.train_set(run.train, st.targets, run.teacher, settings)
-    run.train_sizes["task"] = len(ds)
-    return run.encode(ds)
-
-
 def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
     """Trains stage `st` (or loads its student if an earlier run finished it); returns its metrics.
 
     The loss terms' parameters (projections) are built from the run's seed, whatever earlier stages did to the
     random state, and the Trainer broadcasts them from rank 0. With `run.resume`, training continues from the
     stage's last checkpoint if it has one (model, optimizer, scheduler, RNG and sampler position by the Trainer;
-    loss-term parameters by DistillationTrainer)."""
+    loss-term parameters by DistillationTrainer). The stage's data source (kdnlp.sources) gives its examples and
+    builds its trainer."""
     import transformers
 
     from kdnlp.losses import LossContext
-    from kdnlp.trainer import DistillationTrainer
 
     folder = run.work / "stages" / st.name
     chain = _step_down(run, st) if st.teacher == "previous" else None
+    source = SOURCES.get(st.data)
     if (folder / STAGE_DONE).is_file():
         say(f"stage '{st.name}' finished earlier: using its student")
         run.student_model = type(run.student_model).from_pretrained(folder / "model", attn_implementation=run.attention)
@@ -312,14 +304,15 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
     if not run.resume and run.state.is_main_process and folder.exists():
         shutil.rmtree(folder)  # checkpoints of an interrupted try: start the stage afresh
     run.state.wait_for_everyone()
-    train = train_set(run, st)
+    train = source.train_set(run, st)
     transformers.set_seed(run.seed)
     ctx = LossContext(run.problem.num_labels, run.student_model.config, getattr(run.teacher_model, "config", None),
                       run.problem.outputs)
     loss = build_loss(st, ctx)
     say(f"stage '{st.name}': loss = {loss.formula()}")
     args = run.args[st.name]
-    trainer = DistillationTrainer(
+    trainer = source.trainer(
+        run, st,
         model=run.student_model,
         args=args,
         loss=loss,
@@ -329,7 +322,7 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
         data_collator=run.collator(run.student_model),
         processing_class=run.tokenizer,
         compute_metrics=run.problem.compute_metrics(),
-        teacher_cache=run.teacher_cache and run.problem.caches_logits,
+        teacher_cache=run.teacher_cache and run.problem.caches_logits and source.caches_logits,
     )
     checkpoint = last_checkpoint(Path(args.output_dir)) if run.resume else None
     if checkpoint:

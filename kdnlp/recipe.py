@@ -19,6 +19,7 @@ import yaml
 
 from kdnlp.config import coerce, from_dict
 from kdnlp.errors import KdnlpError
+from kdnlp.sources import SOURCES
 
 #: TrainingArguments that kdnlp sets itself from the run folder; a recipe may not.
 RESERVED_TRAINING = ("output_dir",)
@@ -63,7 +64,8 @@ class LossTerm:
 @dataclass
 class Stage:
     """One training run of the student. `data: text` trains on unlabeled text (`--text` files) instead of the
-    task's train split: TinyBERT's general distillation, for losses that need no labels. `targets` (seq2seq) are
+    task's train split: TinyBERT's general distillation, for losses that need no labels; `data: generated` on
+    inputs a generator learns from the teacher alone, as its `generator` section says (data-free distillation). `targets` (seq2seq) are
     what the student learns to output: the gold targets, the teacher's best beam (`teacher`, sequence-level KD),
     of its k beams the one closest to the gold target by sentence BLEU (`inter`, Seq-Inter), or each example
     twice, with the gold and with the teacher's target (`both`); the teacher decodes as `generation` says.
@@ -76,10 +78,11 @@ class Stage:
     name: str
     losses: list[LossTerm]
     training: dict[str, Any] = field(default_factory=dict)
-    data: Literal["task", "text"] = "task"
+    data: str = "task"  # a name in kdnlp.sources.SOURCES
     targets: Literal["gold", "teacher", "inter", "both"] = "gold"
     teacher: Literal["same", "previous"] = "same"
     student: StudentSpec | None = None
+    generator: dict[str, Any] = field(default_factory=dict)  # `data: generated` (kdnlp.datafree.GeneratorSettings)
 
 
 @dataclass
@@ -127,6 +130,7 @@ class Recipe:
                 "data": s.data,
                 **({"targets": s.targets} if s.targets != "gold" else {}),
                 **({"teacher": s.teacher, "student": dataclasses.asdict(s.student)} if s.student else {}),
+                **({"generator": dict(s.generator)} if s.generator else {}),
             }
             for s in self.stages
         ]
@@ -252,14 +256,15 @@ def _check_training(training: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
-def _parse_term(raw: Any, where: str) -> LossTerm:
+def parse_term(raw: Any, where: str, registry=None) -> LossTerm:
+    """One loss term of `registry` (default: the student's losses, kdnlp.losses.LOSSES)."""
     from kdnlp.losses import LOSSES
 
     if not isinstance(raw, dict) or "loss" not in raw:
         raise KdnlpError(f"{where} must be a mapping with a 'loss' key, got {raw!r}")
     raw = dict(raw)
     loss = coerce(raw.pop("loss"), str, f"{where}.loss")
-    cls = LOSSES.get(loss)
+    cls = (registry or LOSSES).get(loss)
     weight = coerce(raw.pop("weight", 1.0), float, f"{where}.weight")
     name = coerce(raw.pop("name", None) or loss, str, f"{where}.name")
     config = from_dict(cls.Config, raw, f"{where}({loss})")
@@ -296,28 +301,30 @@ def parse(data: dict[str, Any]) -> Recipe:
     for i, raw in enumerate(coerce(data["stages"], list, "stages")):
         if not isinstance(raw, dict):
             raise KdnlpError(f"stages[{i}] must be a mapping, got {raw!r}")
-        keys = ("name", "losses", "training", "data", "targets", "teacher", "student")
+        keys = ("name", "losses", "training", "data", "targets", "teacher", "student", "generator")
         extra = [k for k in raw if k not in keys]
         if extra:
             raise KdnlpError(f"unknown key 'stages[{i}].{extra[0]}'; valid keys: {', '.join(keys)}")
         name = coerce(raw.get("name", f"stage{i + 1}"), str, f"stages[{i}].name")
-        terms = [_parse_term(t, f"stages.{name}.losses[{j}]") for j, t in enumerate(raw.get("losses") or [])]
+        terms = [parse_term(t, f"stages.{name}.losses[{j}]") for j, t in enumerate(raw.get("losses") or [])]
         if not terms:
             raise KdnlpError(f"stage '{name}' has no losses")
         dup = [t.name for t in terms if [u.name for u in terms].count(t.name) > 1]
         if dup:
             raise KdnlpError(f"stage '{name}' has two terms named '{dup[0]}'; give one of them a 'name'")
-        source = coerce(raw.get("data", "task"), Literal["task", "text"], f"stages.{name}.data")
-        if source == "text":
+        source = coerce(raw.get("data", "task"), str, f"stages.{name}.data")
+        kind = SOURCES.get(source)
+        if not kind.labelled:
             from kdnlp.losses import LOSSES
 
             labelled = [t.loss for t in terms if not LOSSES.get(t.loss).uses_teacher]
             if labelled:
-                raise KdnlpError(f"stage '{name}' trains on unlabeled text, but its loss '{labelled[0]}' needs labels")
+                raise KdnlpError(f"stage '{name}' trains on {kind.examples}, but its loss '{labelled[0]}' needs labels")
         targets = coerce(raw.get("targets", "gold"), typing.get_type_hints(Stage)["targets"], f"stages.{name}.targets")
         teacher, student = _chain_link(raw, name, first=not stages)
+        generator = kind.settings(raw.get("generator"), f"stages.{name}.generator")
         stages.append(Stage(name, terms, _check_training(raw.get("training") or {}, f"stages.{name}.training"), source,
-                            targets, teacher, student))
+                            targets, teacher, student, generator))
     if len({s.name for s in stages}) != len(stages):
         raise KdnlpError("stage names must be unique")
     student = data.get("student")

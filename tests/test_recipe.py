@@ -128,8 +128,25 @@ def test_text_stages_take_only_label_free_losses(tmp_path):
     bad = "name: x\ndescription: y\nstages:\n  - {name: g, data: text, losses: [{loss: ce}]}\n"
     with pytest.raises(KdnlpError, match="stage 'g' trains on unlabeled text, but its loss 'ce' needs labels"):
         recipe.load(write(tmp_path, bad))
-    with pytest.raises(KdnlpError, match="bad value 'web' for stages.g.data; valid: task, text"):
+    with pytest.raises(KdnlpError, match="unknown stage data 'web'; valid: generated, task, text"):
         recipe.load(write(tmp_path, bad.replace("data: text", "data: web")))
+
+
+def test_generated_stages_take_a_validated_generator_section_and_no_labels(tmp_path):
+    r = recipe.load("data-free", ["stages.distill.generator.losses.info_entropy.weight=2", "training.max_steps=10"])
+    (st,) = r.stages
+    assert st.data == "generated" and st.generator["combination"] == "exponential"
+    assert [(t["name"], t["weight"]) for t in st.generator["losses"]] == [("one_hot", 1.0), ("info_entropy", 2.0),
+                                                                         ("diversity", 1.0)]
+    assert recipe.parse(r.to_dict()).to_dict() == r.to_dict()  # the resolved recipe reads back the same
+    with pytest.raises(KdnlpError, match="stage 'distill' trains on generated inputs, but its loss 'ce' needs labels"):
+        recipe.load("data-free", ["losses=[{loss: ce}]"])
+    with pytest.raises(KdnlpError, match="unknown generator loss 'hinton'; valid: diversity, info_entropy, one_hot"):
+        recipe.load("data-free", ["stages.distill.generator.losses=[{loss: hinton}]"])
+    with pytest.raises(KdnlpError, match="bad value 'sum' for stages.distill.generator.combination; valid: exponential, fixed"):
+        recipe.load("data-free", ["stages.distill.generator.combination=sum"])
+    with pytest.raises(KdnlpError, match="stages.distill.generator: only stages with 'data: generated'"):
+        recipe.load("hinton", ["stages.distill.generator.seq_length=16"])
 
 
 def test_top_level_training_override_wins_over_each_stages_value():

@@ -38,6 +38,11 @@ class Problem:
         """Rows of `logits` per example for classification; 1 for a scalar; unused for tokens."""
         return 1
 
+    @property
+    def segments(self) -> int:
+        """Texts per example (2 for sentence pairs): the frame of a generated input (kdnlp.datafree)."""
+        return 1
+
     # ---- data ----
     def load(self, split: str, data_dir: str | None, max_samples: int | None = None, seed: int = 42,
              labeled: bool = True) -> "datasets.Dataset":

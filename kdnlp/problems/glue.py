@@ -27,6 +27,10 @@ class GlueProblem(Problem):
         return self.task.num_labels
 
     @property
+    def segments(self) -> int:
+        return len(self.task.keys)
+
+    @property
     def metric_names(self) -> tuple[str, ...]:
         return self.task.metrics
 
