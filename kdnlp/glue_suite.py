@@ -115,7 +115,7 @@ def run_glue(
         try:
             ds = glue.load_split(task, "validation", data_dir, max_samples)
         except KdnlpError as e:
-            missing[key] = f"no dev data ({e})"
+            missing[key] = str(e)
             continue
         say(f"{key}: {len(ds)} dev examples with {models[key]}")
         predictions = runner.predict(models[key], task, task, ds)
@@ -158,7 +158,7 @@ def write_submission(models: dict[str, str], data_dir: str | None, work: Path, r
             try:
                 ds = glue.load_split(task, "test", data_dir)
             except KdnlpError as e:
-                why = f"no test data ({e})"
+                why = str(e)
         if why:
             if not fill_missing:
                 left_out[task.leaderboard] = why
