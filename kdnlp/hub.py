@@ -82,6 +82,12 @@ def _card_license(path: Path) -> str | None:
         return None
 
 
+def _scores(metrics: dict[str, Any]) -> dict[str, float]:
+    """The quality metrics of a metrics.json (not the Trainer's loss, runtime and throughput entries)."""
+    skip = ("loss", "runtime", "samples_per_second", "steps_per_second", "epoch")
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not k.startswith(skip)}
+
+
 def _eval_results(task: str, metrics: dict[str, float], data_dir: str | None) -> list:
     from huggingface_hub import EvalResult
 
@@ -92,7 +98,7 @@ def _eval_results(task: str, metrics: dict[str, float], data_dir: str | None) ->
     else:
         kind = "translation" if task == "translation" else "summarization"
         dataset, config, split, title = Path(str(data_dir)).name or task, None, "validation", Path(str(data_dir)).name
-        names = tuple(metrics)
+        names = tuple(_scores(metrics))
     return [EvalResult(task_type=kind, dataset_type=dataset, dataset_name=title or task, dataset_config=config,
                        dataset_split=split, metric_type=m, metric_name=m, metric_value=float(metrics[m]))
             for m in names if isinstance(metrics.get(m), (int, float))]
@@ -175,9 +181,7 @@ def model_card(run_dir: str | Path, repo_id: str, license: str | None = None, ba
         body.append(f"- Temperature{'s' if len(temps) > 1 else ''}: {', '.join(f'{t:g}' for t in temps)}")
     body += ["", "## Results", "", f"Dev metrics ({metrics.get('examples', '?')} examples):", "",
              "| metric | student | teacher | % of teacher |", "|---|---|---|---|"]
-    for m, v in scores.items():
-        if not isinstance(v, (int, float)) or m.startswith(("loss", "runtime", "samples", "steps", "epoch")):
-            continue
+    for m, v in _scores(scores).items():
         t = teacher_scores.get(m)
         pct = f"{100 * v / t:.1f}%" if isinstance(t, (int, float)) and t else "n/a"
         body.append(f"| {m} | {v:.4f} | {t:.4f} | {pct} |" if isinstance(t, (int, float)) else f"| {m} | {v:.4f} | n/a | n/a |")

@@ -122,6 +122,25 @@ def test_card_teacher_chain_license_base_model_and_speed(run, tiny_runs, tmp_pat
         hub.speed_from_eval(tmp_path / "eval.json", tiny_runs["seed2"])
 
 
+def test_seq2seq_card_names_the_pseudo_labels(tmp_path):
+    from kdnlp import recipe
+
+    run = tmp_path / "mt"
+    run.mkdir()
+    rec = recipe.load("seqkd").to_dict()
+    (run / "settings.json").write_text(json.dumps({"recipe": rec, "task": "translation", "data_dir": "data/multi30k"}))
+    (run / "run.json").write_text(json.dumps({"task": "translation", "recipe": "seqkd", "teacher": "runs/mt-teacher",
+                                              "params": {"student": 2e6, "teacher": 4e6},
+                                              "train_examples": {"task": 29000}}))
+    (run / "metrics.json").write_text(json.dumps({"examples": 1014, "metrics": {"loss": 2.1, "bleu": 31.5, "chrf": 58.25, "runtime": 9.0}}))
+    card, _, results = parse_card(str(hub.model_card(run, "me/mt")))
+    assert [(r.task_type, r.dataset_type, r.metric_type, r.metric_value) for r in results] == \
+        [("translation", "multi30k", "bleu", 31.5), ("translation", "multi30k", "chrf", 58.25)]
+    assert "pseudo-labels: the teacher's decoded outputs on the train sources (num_beams=5" in card.text
+    assert "targets: teacher" in card.text and "Kim, Rush. Sequence-Level Knowledge Distillation" in card.text
+    assert card.data.pipeline_tag == "text2text-generation" and card.data.license == "apache-2.0"
+
+
 def test_push_uploads_only_the_student_and_its_card(run):
     fakes = []
 
@@ -162,11 +181,17 @@ def test_token_never_written_or_printed(tiny_runs, tmp_path, monkeypatch, capfd)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+    fakes = []
+    monkeypatch.setattr(hub, "hub_api", lambda token: fakes.append(RecordingHub(token)) or fakes[-1])
     out_dir = tmp_path / "run"
     code, log = cli(monkeypatch, capfd, "distill", "--recipe", "hinton", "--teacher", tiny_runs["teacher"], "--task",
                     "sst2", "--data-dir", tiny_runs["glue"], "-o", out_dir, "--report-to", "tensorboard",
-                    "--set", "training.num_train_epochs=1", "--set", "training.logging_steps=1")
+                    "--set", "training.num_train_epochs=1", "--set", "training.logging_steps=1",
+                    "--push-to-hub", "me/distilled")
     assert code == 0, log
+    (_, created), (_, uploaded) = fakes.pop().calls  # --push-to-hub: pushed once the run has finished
+    assert created["repo_id"] == "me/distilled" and created["private"] is True
+    assert uploaded["files"] == sorted([*STUDENT, "README.md"])
     events = list((out_dir / "stages" / "distill" / "runs").rglob("events.out.tfevents.*"))
     assert events
     tags = set()
@@ -174,8 +199,6 @@ def test_token_never_written_or_printed(tiny_runs, tmp_path, monkeypatch, capfd)
         tags |= set(EventAccumulator(str(e)).Reload().Tags()["scalars"])
     assert {"train/loss/hinton", "train/loss/ce", "train/loss", "eval/accuracy"} <= tags
 
-    fakes = []
-    monkeypatch.setattr(hub, "hub_api", lambda token: fakes.append(RecordingHub(token)) or fakes[-1])
     code, pushed = cli(monkeypatch, capfd, "push", out_dir, "--repo-id", "me/tiny")
     assert code == 0 and fakes[0].token == FAKE_TOKEN and "pushed 5 files" in pushed
     before = folder_hash(out_dir)
