@@ -149,7 +149,7 @@ def write_submission(models: dict[str, str], data_dir: str | None, work: Path, r
     or with `fill_missing` holds placeholder rows (PLACEHOLDER) for every official test index. Each file must
     have as many rows as the official test set."""
     out = work / "submission"
-    out.mkdir()
+    out.mkdir(exist_ok=True)  # an interrupted run with the same settings left it: its files are rewritten
     written, filled, left_out = [], {}, {}
     for task, model_task in glue.SUBMISSION:
         path = models.get(model_task)

@@ -190,6 +190,8 @@ def test_row_counts_are_checked(multitask, data, tmp_path):
     with pytest.raises(KdnlpError, match="the SST-2 test file has 7 rows but the leaderboard expects 1821"):
         run_glue(str(multitask), tmp_path / "sub", data_dir=str(data), tasks="sst2", predict_test=True)
     assert not (tmp_path / "sub").exists()
+    with pytest.raises(KdnlpError, match="the SST-2 test file has 7 rows"):  # the same again: the same one error
+        run_glue(str(multitask), tmp_path / "sub", data_dir=str(data), tasks="sst2", predict_test=True)
 
 
 def test_cli_refuses_fill_missing_without_predict_test(tmp_path):
