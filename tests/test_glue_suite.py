@@ -205,6 +205,9 @@ def test_real_test_files_give_the_official_row_counts(glue_dir, tmp_path, tokeni
     model = save_model(tmp_path / "m", tokenizer, LABELS["sst2"])
     out = run_glue(str(model), tmp_path / "out", data_dir=str(glue_dir), tasks="sst2", predict_test=True,
                    fill_missing=True, max_samples=64)
+    saved = json.loads((Path(out["path"]) / "sst2.json").read_text())
+    gold = glue.load_split(glue.TASKS["sst2"], "validation", str(glue_dir), 64)["label"]
+    assert saved["metrics"]["accuracy"] == pytest.approx(accuracy_score(gold, saved["predictions"]), abs=1e-9)
     files = read_zip(Path(out["path"]) / "submission.zip")
     assert len(files) == 11
     for task, _ in glue_suite.glue.SUBMISSION:
