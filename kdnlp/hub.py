@@ -149,6 +149,8 @@ def model_card(run_dir: str | Path, repo_id: str, license: str | None = None, ba
     from huggingface_hub import ModelCard, ModelCardData
 
     run_dir = Path(run_dir)
+    if not (run_dir / "run.json").is_file() or not (run_dir / "recipe.yaml").is_file():
+        raise KdnlpError(f"'{run_dir}' is not a finished kdnlp run folder (no run.json or recipe.yaml in it)")
     run, metrics = _read_json(run_dir / "run.json"), _read_json(run_dir / "metrics.json")
     settings = _read_json(run_dir / "settings.json")
     recipe = settings.get("recipe") or yaml.safe_load((run_dir / "recipe.yaml").read_text())
@@ -189,8 +191,8 @@ def model_card(run_dir: str | Path, repo_id: str, license: str | None = None, ba
                  + (f", teacher {params['teacher'] / 1e6:.1f}M ({params['student'] / params['teacher']:.0%})"
                     if params.get("teacher") and params.get("student") else ""), "", *_speed_lines(speed)]
     versions = ", ".join(f"{k} {v}" for k, v in (run.get("versions") or {}).items())
-    body += ["", "## Reproduce", "", f"Versions: {versions}." if versions else "",
-             "The resolved recipe:", "", "```yaml", yaml.safe_dump(recipe, sort_keys=False).rstrip(), "```", "",
+    body += ["", "## Reproduce", "", f"Versions: {versions}." if versions else "", "",
+             "The resolved recipe (`kdnlp distill --from RUN_DIR` reruns the run):", "", "```yaml", yaml.safe_dump(recipe, sort_keys=False).rstrip(), "```", "",
              "## Citations", "", *(f"- {p}" for p in _citations(recipe)), f"- {CITATION_KDNLP}"]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
 

@@ -129,6 +129,7 @@ def test_seq2seq_card_names_the_pseudo_labels(tmp_path):
     run.mkdir()
     rec = recipe.load("seqkd").to_dict()
     (run / "settings.json").write_text(json.dumps({"recipe": rec, "task": "translation", "data_dir": "data/multi30k"}))
+    (run / "recipe.yaml").write_text(json.dumps(rec))  # JSON is YAML
     (run / "run.json").write_text(json.dumps({"task": "translation", "recipe": "seqkd", "teacher": "runs/mt-teacher",
                                               "params": {"student": 2e6, "teacher": 4e6},
                                               "train_examples": {"task": 29000}}))
