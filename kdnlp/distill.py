@@ -16,7 +16,7 @@ import yaml
 from kdnlp import recipe as recipes
 from kdnlp.errors import KdnlpError, say
 from kdnlp.problems.base import TEACHER_PREFIX, Problem
-from kdnlp.run import RunFolder, write_json
+from kdnlp.run import SETTINGS, RunFolder, write_json
 from kdnlp.sources import SOURCES
 
 #: Written in a stage's folder when the stage has finished, with its metrics.
@@ -292,6 +292,7 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
     builds its trainer."""
     import transformers
 
+    from kdnlp.layers import describe
     from kdnlp.losses import LossContext
 
     folder = run.work / "stages" / st.name
@@ -310,6 +311,8 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
                       run.problem.outputs)
     loss = build_loss(st, ctx)
     say(f"stage '{st.name}': loss = {loss.formula()}")
+    described = {"formula": loss.formula(),
+                 "layer_maps": {n: describe(t.pairs) for n, t in loss.terms.items() if hasattr(t, "pairs")}}
     args = run.args[st.name]
     trainer = source.trainer(
         run, st,
@@ -328,7 +331,7 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
     if checkpoint:
         say(f"stage '{st.name}': resuming from {checkpoint}")
     result = trainer.train(resume_from_checkpoint=checkpoint)
-    metrics = {"train": result.metrics, "eval": trainer.evaluate(), **({"chain": chain} if chain else {})}
+    metrics = {"train": result.metrics, "eval": trainer.evaluate(), "loss": described, **({"chain": chain} if chain else {})}
     run.student_model = trainer.model
     if run.state.is_main_process:
         _save(run.student_model, run.tokenizer, folder / "model")
@@ -363,6 +366,7 @@ def finish(run: Run, stages: dict[str, Any]) -> dict[str, Any]:
     if chain:  # the run's student is the last link's
         run.info.update(chain=chain, params={**run.info["params"], "student": num_params(run.student_model)})
     run.info.update(
+        losses={name: st["loss"] for name, st in stages.items() if "loss" in st},
         train_examples=run.train_sizes,
         seconds=round(time.time() - run.started, 1),
         versions={"python": platform.python_version(), "torch": __import__("torch").__version__,
@@ -427,3 +431,20 @@ def finetune(model: str, task: str, output_dir: str | Path, **kwargs) -> dict[st
     """Fine-tunes `model` on the task's labels or targets with the `finetune` recipe (for seq2seq, a folder with
     only a config and a tokenizer trains from random weights: a teacher from scratch)."""
     return run_recipe("finetune", task, output_dir, student=model, **kwargs)
+
+
+def rerun(run_dir: str | Path, output_dir: str | Path, overrides: list[str] | None = None, **changes: Any) -> dict[str, Any]:
+    """Runs again what the run folder `run_dir` ran, from its settings.json (the resolved recipe, task, teacher,
+    student, data, --text sources, subset sizes, task options), into `output_dir`. `overrides` change the recipe
+    (`--set`), and `changes` (run_recipe's keywords, None meaning unchanged) replace the saved settings."""
+    path = Path(run_dir) / SETTINGS
+    if not path.is_file():
+        raise KdnlpError(f"'{run_dir}' has no {SETTINGS}: give a folder written by kdnlp distill or finetune")
+    saved = json.loads(path.read_text())
+    rec = recipes.from_data(saved["recipe"], overrides)
+    kwargs = {k: saved.get(k) for k in ("teacher", "student", "data_dir", "text", "max_train_samples", "max_eval_samples")}
+    kwargs.update(saved.get("task_options") or {})
+    kwargs.update({k: v for k, v in changes.items() if v is not None})
+    task = kwargs.pop("task", None) or saved["task"]
+    say(f"rerunning {run_dir}: recipe '{rec.name}', task {task}")
+    return run_recipe(rec, task, output_dir, **kwargs)

@@ -39,7 +39,8 @@ def _load(fn, name: str, **kwargs):
         raise
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise KdnlpError(f"could not load '{name}': {first}") from None
+        hint = "" if Path(resolve(name)).is_dir() else "; pass a local model folder or run folder instead (--model, --teacher)"
+        raise KdnlpError(f"could not load '{name}': {first}{hint}") from None
 
 
 def load_tokenizer(name: str):

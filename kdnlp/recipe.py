@@ -348,6 +348,11 @@ def parse(data: dict[str, Any]) -> Recipe:
 
 def load(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
     data, _ = read(name_or_path)
+    return from_data(data, overrides)
+
+
+def from_data(data: dict[str, Any], overrides: list[str] | None = None) -> Recipe:
+    """A recipe from its data (a recipe file's contents, or `Recipe.to_dict()` as a run folder keeps it)."""
     data = _normalise(data)
     if len(data.get("stages") or []) == 1:  # in a one-stage recipe `losses` is short for `stages.0.losses`
         overrides = [f"stages.0.{o}" if o.startswith(("losses.", "losses=")) else o for o in overrides or []]

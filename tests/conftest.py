@@ -69,3 +69,30 @@ def tiny_teacher_dir(tmp_path_factory, tokenizer) -> Path:
     tiny_classifier().save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def write_sst2(root: Path, dev_rows: int = 40) -> Path:
+    """A tiny GLUE folder with SST-2 train and dev files (dev large enough for the speed measurement)."""
+    folder = root / "SST-2"
+    folder.mkdir(parents=True)
+    (folder / "train.tsv").write_text("sentence\tlabel\n" + "a good film\t1\na bad film\t0\n" * 16)
+    words = ["good", "bad", "fine", "dull", "great", "awful", "nice", "poor"]
+    dev = [f"a {words[i % 8]} {words[(3 * i) % 8]} film\t{int(i % 8 in (0, 2, 4, 6))}" for i in range(dev_rows)]
+    (folder / "dev.tsv").write_text("sentence\tlabel\n" + "\n".join(dev) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory, tiny_teacher_dir) -> dict[str, Path]:
+    """Hinton runs of the tiny teacher on a tiny SST-2 folder: seeds 1 and 2 (2 layers), and seed 1 with 1 layer."""
+    from kdnlp.distill import run_recipe
+
+    root = tmp_path_factory.mktemp("tiny_runs")
+    glue = write_sst2(root / "glue")
+    runs = {"glue": glue, "teacher": tiny_teacher_dir}
+    for name, layers, seed in (("seed1", 2, 1), ("seed2", 2, 2), ("one-layer", 1, 1)):
+        run_recipe("hinton", "sst2", root / name, teacher=str(tiny_teacher_dir), data_dir=str(glue),
+                   overrides=["training.num_train_epochs=1", f"training.seed={seed}", f"student.layers={layers}",
+                              "training.per_device_train_batch_size=8"])
+        runs[name] = root / name
+    return runs

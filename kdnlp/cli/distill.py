@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -8,10 +10,11 @@ from kdnlp.cli import options as o
 
 
 def distill(
-    recipe: Annotated[str, typer.Option("--recipe", "-r", help="Recipe name (kdnlp recipes list) or path to a YAML recipe.")],
-    teacher: Annotated[str, typer.Option("--teacher", help="Teacher: a classifier fine-tuned on the task (model or run folder, or Hub id).")],
-    task: o.Task,
     output_dir: o.OutputDir,
+    recipe: Annotated[Optional[str], typer.Option("--recipe", "-r", help="Recipe name (kdnlp recipes list) or path to a YAML recipe.")] = None,
+    teacher: Annotated[Optional[str], typer.Option("--teacher", help="Teacher: a classifier fine-tuned on the task (model or run folder, or Hub id).")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", "-t", help="GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, mnli-mm, qnli, rte, wnli) or seq2seq task (translation, summarization).")] = None,
+    from_: Annotated[Optional[Path], typer.Option("--from", help="Rerun this run folder (its settings.json: resolved recipe, task, models, data, subsets); other options given replace its values, --set changes its recipe.")] = None,
     student: Annotated[Optional[str], typer.Option("--student", help="Student to train; default: built from the teacher's layers as the recipe says.")] = None,
     data_dir: o.DataDir = None,
     source: o.Source = None,
@@ -29,15 +32,32 @@ def distill(
     fp16: o.Fp16 = False,
     no_teacher_cache: Annotated[bool, typer.Option("--no-teacher-cache", help="Run the teacher every step instead of reading its logits from the disk cache.")] = False,
     num_processes: o.NumProcesses = 1,
+    report_to: o.ReportTo = None,
+    push_to_hub: Annotated[Optional[str], typer.Option("--push-to-hub", help="When the run has finished, push the student and its model card to this Hub repository (user/name; private unless --public).")] = None,
+    public: o.Public = False,
 ) -> None:
     """Distill a teacher into a student with a recipe; writes the student to OUTPUT_DIR/model and its metrics."""
-    overrides = [*(set_ or []), *o.precision(bf16, fp16)]
-    o.relaunch(num_processes)
-    from kdnlp.distill import run_recipe
+    from kdnlp.errors import KdnlpError
 
-    result = run_recipe(recipe, task, output_dir, teacher=teacher, student=student, data_dir=data_dir,
-                        overrides=overrides, overwrite=overwrite, max_train_samples=max_train_samples,
-                        max_eval_samples=max_eval_samples, stage=stage, text=text,
-                        teacher_cache=not no_teacher_cache, resume=resume,
-                        **o.task_options(source, target, num_beams, max_new_tokens))
+    overrides = [*(set_ or []), *o.precision(bf16, fp16), *o.report_to(report_to)]
+    if from_ is None and (recipe is None or task is None):
+        raise KdnlpError(f"pass --{'recipe' if recipe is None else 'task'} (or --from RUN_DIR to rerun a run)")
+    o.relaunch(num_processes)
+    from kdnlp.distill import rerun, run_recipe
+
+    options = dict(teacher=teacher, student=student, data_dir=data_dir, overwrite=overwrite,
+                   max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, stage=stage, text=text,
+                   teacher_cache=not no_teacher_cache, resume=resume,
+                   **o.task_options(source, target, num_beams, max_new_tokens))
+    if from_ is not None:
+        if recipe is not None:
+            raise KdnlpError("--from reruns the run's own recipe: change it with --set, not --recipe")
+        result = rerun(from_, output_dir, overrides, task=task, **options)
+    else:
+        result = run_recipe(recipe, task, output_dir, overrides=overrides, **options)
     typer.echo(result["summary"])
+    if push_to_hub and result.get("finished") and os.environ.get("RANK", "0") == "0":  # one push per run
+        from kdnlp.hub import push_run
+
+        pushed = push_run(output_dir, push_to_hub, private=not public)
+        typer.echo(f"pushed {len(pushed['files'])} files to {pushed['url']}")

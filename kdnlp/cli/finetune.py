@@ -24,9 +24,10 @@ def finetune(
     bf16: o.Bf16 = False,
     fp16: o.Fp16 = False,
     num_processes: o.NumProcesses = 1,
+    report_to: o.ReportTo = None,
 ) -> None:
     """Fine-tune a model on a task (to make a teacher; a seq2seq folder with only a config trains from scratch). Writes a Hugging Face model folder in OUTPUT_DIR/model."""
-    overrides = [*(set_ or []), *o.precision(bf16, fp16)]
+    overrides = [*(set_ or []), *o.precision(bf16, fp16), *o.report_to(report_to)]
     o.relaunch(num_processes)
     from kdnlp.distill import finetune as run
 

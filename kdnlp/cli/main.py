@@ -5,7 +5,7 @@ import sys
 
 import typer
 
-from kdnlp.cli import augment, distill, eval, finetune, generate, init_student, new_model, recipes
+from kdnlp.cli import augment, distill, eval, finetune, generate, glue, init_student, new_model, push, recipes, report
 from kdnlp.errors import KdnlpError
 
 app = typer.Typer(
@@ -21,6 +21,9 @@ app.command("eval")(eval.eval_)
 app.command("augment")(augment.augment)
 app.command("generate")(generate.generate)
 app.command("new-model")(new_model.new_model)
+app.command("glue")(glue.glue)
+app.command("push")(push.push)
+app.command("report")(report.report)
 app.add_typer(recipes.app, name="recipes")
 
 

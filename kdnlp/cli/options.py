@@ -34,6 +34,22 @@ NumProcesses = Annotated[
     typer.Option("--num-processes", min=1, help="Train in N processes on this machine (DDP: gloo on CPU, NCCL on GPUs); like accelerate launch -m kdnlp."),
 ]
 
+ReportTo = Annotated[Optional[str], typer.Option("--report-to", help="Log every loss term and metric to: tensorboard (event files in each stage's runs/ folder; needs the tensorboard package, pip install 'kdnlp[tensorboard]').")]
+Public = Annotated[bool, typer.Option("--public", help="Create the Hub repository public (default: private).")]
+
+
+def report_to(value: str | None) -> list[str]:
+    """The recipe override that --report-to stands for; the logger's package must be installed."""
+    if value is None:
+        return []
+    if value != "tensorboard":
+        raise KdnlpError(f"bad value '{value}' for --report-to; valid: tensorboard")
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise KdnlpError("--report-to tensorboard needs the tensorboard package: pip install 'kdnlp[tensorboard]'") from None
+    return [f"training.report_to={value}"]
+
 
 def precision(bf16: bool, fp16: bool) -> list[str]:
     """The recipe overrides that --bf16/--fp16 stand for."""

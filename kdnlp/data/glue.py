@@ -34,6 +34,8 @@ class GlueTask:
     hub_validation: str = "validation"
     hub_test: str = "test"
     positional: tuple[tuple[str, int], ...] = ()  # column positions in files without a header (CoLA)
+    leaderboard: str = ""  # the file name (without .tsv) of the task's predictions in a GLUE submission
+    test_size: int = 0  # rows of the official test file, as the leaderboard checks them
 
     @property
     def num_labels(self) -> int:
@@ -50,31 +52,47 @@ TASKS: dict[str, GlueTask] = {
     for t in [
         GlueTask("cola", "CoLA", ("sentence",), ("sentence",), "label", ("unacceptable", "acceptable"),
                  ("matthews_correlation",), ("train.tsv", "dev.tsv", "test.tsv"), "cola",
-                 positional=(("label", 1), ("sentence", 3))),
+                 positional=(("label", 1), ("sentence", 3)), leaderboard="CoLA", test_size=1063),
         GlueTask("sst2", "SST-2", ("sentence",), ("sentence",), "label", ("negative", "positive"),
-                 ("accuracy",), ("train.tsv", "dev.tsv", "test.tsv"), "sst2"),
+                 ("accuracy",), ("train.tsv", "dev.tsv", "test.tsv"), "sst2", leaderboard="SST-2", test_size=1821),
         GlueTask("mrpc", "MRPC", ("sentence1", "sentence2"), ("#1 String", "#2 String"), "Quality",
-                 ("not_equivalent", "equivalent"), ("accuracy", "f1"), ("train.tsv", "dev.tsv", "test.tsv"), "mrpc"),
+                 ("not_equivalent", "equivalent"), ("accuracy", "f1"), ("train.tsv", "dev.tsv", "test.tsv"), "mrpc",
+                 leaderboard="MRPC", test_size=1725),
         GlueTask("qqp", "QQP", ("question1", "question2"), ("question1", "question2"), "is_duplicate",
-                 ("not_duplicate", "duplicate"), ("accuracy", "f1"), ("train.tsv", "dev.tsv", "test.tsv"), "qqp"),
+                 ("not_duplicate", "duplicate"), ("accuracy", "f1"), ("train.tsv", "dev.tsv", "test.tsv"), "qqp",
+                 leaderboard="QQP", test_size=390965),
         GlueTask("stsb", "STS-B", ("sentence1", "sentence2"), ("sentence1", "sentence2"), "score", (),
-                 ("pearson", "spearmanr"), ("train.tsv", "dev.tsv", "test.tsv"), "stsb"),
+                 ("pearson", "spearmanr"), ("train.tsv", "dev.tsv", "test.tsv"), "stsb", leaderboard="STS-B",
+                 test_size=1379),
         GlueTask("mnli", "MNLI", ("premise", "hypothesis"), ("sentence1", "sentence2"), "gold_label",
                  ("entailment", "neutral", "contradiction"), ("accuracy",),
                  ("train.tsv", "dev_matched.tsv", "test_matched.tsv"), "mnli",
-                 hub_validation="validation_matched", hub_test="test_matched"),
+                 hub_validation="validation_matched", hub_test="test_matched", leaderboard="MNLI-m", test_size=9796),
         GlueTask("mnli-mm", "MNLI", ("premise", "hypothesis"), ("sentence1", "sentence2"), "gold_label",
                  ("entailment", "neutral", "contradiction"), ("accuracy",),
                  ("train.tsv", "dev_mismatched.tsv", "test_mismatched.tsv"), "mnli",
-                 hub_validation="validation_mismatched", hub_test="test_mismatched"),
+                 hub_validation="validation_mismatched", hub_test="test_mismatched", leaderboard="MNLI-mm",
+                 test_size=9847),
         GlueTask("qnli", "QNLI", ("question", "sentence"), ("question", "sentence"), "label", _NLI,
-                 ("accuracy",), ("train.tsv", "dev.tsv", "test.tsv"), "qnli"),
+                 ("accuracy",), ("train.tsv", "dev.tsv", "test.tsv"), "qnli", leaderboard="QNLI", test_size=5463),
         GlueTask("rte", "RTE", ("sentence1", "sentence2"), ("sentence1", "sentence2"), "label", _NLI,
-                 ("accuracy",), ("train.tsv", "dev.tsv", "test.tsv"), "rte"),
+                 ("accuracy",), ("train.tsv", "dev.tsv", "test.tsv"), "rte", leaderboard="RTE", test_size=3000),
         GlueTask("wnli", "WNLI", ("sentence1", "sentence2"), ("sentence1", "sentence2"), "label",
-                 ("not_entailment", "entailment"), ("accuracy",), ("train.tsv", "dev.tsv", "test.tsv"), "wnli"),
+                 ("not_entailment", "entailment"), ("accuracy",), ("train.tsv", "dev.tsv", "test.tsv"), "wnli",
+                 leaderboard="WNLI", test_size=146),
     ]
 }
+
+#: GLUE's diagnostic set (AX): unlabeled MNLI-style pairs, scored by the leaderboard with the MNLI model's predictions.
+#: Not a task of its own (nothing trains on it), so it is not in TASKS.
+DIAGNOSTIC = GlueTask("ax", "diagnostic", ("premise", "hypothesis"), ("sentence1", "sentence2"), "label",
+                      TASKS["mnli"].labels, ("accuracy",), ("", "", "diagnostic.tsv"), "ax", hub_test="test",
+                      leaderboard="AX", test_size=1104)
+#: The predictions a submission holds, in the leaderboard's order: each file and the task whose model predicts it.
+SUBMISSION: tuple[tuple[GlueTask, str], ...] = (
+    *((t, t.name) for t in TASKS.values()),
+    (DIAGNOSTIC, "mnli"),
+)
 
 
 def get_task(name: str) -> GlueTask:
@@ -113,7 +131,8 @@ def _label(raw: str, task: GlueTask, where: str) -> int | float:
 
 
 def read_tsv(task: GlueTask, path: Path) -> dict[str, list]:
-    """Rows of a GLUE TSV as columns: the task's text keys, `label` (-1 when unlabeled) and `idx`."""
+    """Rows of a GLUE TSV as columns: the task's text keys, `label` (-1 when unlabeled) and `idx` (the file's
+    `index` column where it has one, as test files do, else the row number)."""
     with open(path, encoding="utf-8-sig", newline="") as f:
         lines = f.read().split("\n")
     if lines and lines[-1] == "":
@@ -134,6 +153,7 @@ def read_tsv(task: GlueTask, path: Path) -> dict[str, list]:
         raise KdnlpError(f"'{path}' has a header but no rows; a {task.name} file needs at least one example")
     out: dict[str, list] = {k: [] for k in (*task.keys, "label", "idx")}
     labeled = task.label_column in index
+    numbered = start == 1 and "index" in first
     for n, line in enumerate(lines[start:], start=start + 1):
         fields = line.rstrip("\r").split("\t")
         if len(fields) <= max(index.values()):
@@ -141,7 +161,7 @@ def read_tsv(task: GlueTask, path: Path) -> dict[str, list]:
         for key, col in zip(task.keys, task.columns):
             out[key].append(fields[index[col]])
         out["label"].append(_label(fields[index[task.label_column]], task, f"{path}:{n}") if labeled else -1)
-        out["idx"].append(len(out["idx"]))
+        out["idx"].append(int(fields[first.index("index")]) if numbered else len(out["idx"]))
     return out
 
 
@@ -194,7 +214,7 @@ def encode(ds: "datasets.Dataset", tokenizer, task: GlueTask, max_length: int, p
 
 
 #: Tasks whose GLUE files write labels as names; the others write class indices (or STS-B scores).
-_NAMED_LABELS = frozenset({"mnli", "mnli-mm", "qnli", "rte"})
+_NAMED_LABELS = frozenset({"mnli", "mnli-mm", "qnli", "rte", "ax"})
 _SPACES = str.maketrans("\t\r\n", "   ")
 
 
@@ -223,3 +243,11 @@ def _label_text(task: GlueTask, label: int | float, row: int) -> str:
         valid = f"0..{len(task.labels) - 1}"
         raise KdnlpError(f"row {row + 1}: label {label!r} is not a {task.name} class index (valid: {valid})")
     return task.labels[int(label)] if task.name in _NAMED_LABELS else str(int(label))
+
+
+def submission_text(task: GlueTask, prediction: int | float) -> str:
+    """A prediction as the GLUE leaderboard wants it: the label names for MNLI, AX, QNLI and RTE, class indices for
+    the other classification tasks, STS-B scores clipped to [0, 5]."""
+    if task.regression:
+        return f"{min(5.0, max(0.0, float(prediction))):.3f}"
+    return _label_text(task, int(prediction), 0)

@@ -82,9 +82,10 @@ class GlueProblem(Problem):
 
 
 def predict(model, tokenizer, dataset: "datasets.Dataset", batch_size: int = 64):
-    """Logits for a tokenised dataset (dynamic padding, no gradients)."""
+    """Logits for a tokenised dataset (dynamic padding, no gradients), with a progress bar."""
     import numpy as np
     import torch
+    from tqdm.auto import tqdm
     from transformers import DataCollatorWithPadding
 
     collate = DataCollatorWithPadding(tokenizer)
@@ -92,7 +93,7 @@ def predict(model, tokenizer, dataset: "datasets.Dataset", batch_size: int = 64)
     model.eval()
     out = []
     with torch.inference_mode():
-        for start in range(0, len(features), batch_size):
+        for start in tqdm(range(0, len(features), batch_size), desc="predicting", unit="batch", leave=False):
             batch = collate([features[i] for i in range(start, min(start + batch_size, len(features)))])
             out.append(model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float().cpu().numpy())
     return np.concatenate(out)

@@ -38,6 +38,8 @@ class Glue(evaluate.Metric):
 
     def _compute(self, predictions, references):
         task = get_task(self.config_name)
+        if task.regression:  # evaluate hands over float32: correlations computed in float32 would be rounded
+            predictions, references = predictions.astype("float64"), references.astype("float64")
         out = {m: _FUNCTIONS[m](predictions, references) for m in task.metrics}
         if len(out) > 1:
             out["combined_score"] = sum(out.values()) / len(out)

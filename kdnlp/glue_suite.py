@@ -1,0 +1,202 @@
+"""`kdnlp glue`: a model (or one model per task) on every GLUE dev set there is, and the leaderboard's submission.
+
+Which model scores which task: a multi-task run folder holds one model per task in `tasks/<task>/model`; a single
+model covers the tasks whose labels its config has (a run folder's `run.json` names its one task). MNLI's model
+also predicts MNLI-mismatched and the diagnostic set (AX).
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from kdnlp.data import glue
+from kdnlp.errors import KdnlpError, say
+from kdnlp.run import RunFolder, write_json
+
+#: Placeholder prediction of `--fill-missing` rows: class index 0 (0 for CoLA, SST-2, MRPC, QQP and WNLI,
+#: `entailment` for QNLI, RTE, MNLI and AX), and the middle of STS-B's 0..5 scale.
+PLACEHOLDER = {"classes": 0, "regression": 2.5}
+SUBMISSION_ZIP = "submission.zip"
+
+
+def select_tasks(spec: str | None) -> list[str]:
+    """Task keys from `all` (or None) or a comma-separated list; MNLI brings MNLI-mismatched along."""
+    if spec is None or spec == "all":
+        return list(glue.TASKS)
+    keys = [glue.get_task(t.strip()).name for t in spec.split(",") if t.strip()]
+    if "mnli" in keys and "mnli-mm" not in keys:
+        keys.append("mnli-mm")
+    return [k for k in glue.TASKS if k in keys]
+
+
+def task_models(model: str, tasks: list[str]) -> dict[str, str]:
+    """The model of each task of `tasks` that `model` covers (see the module's docstring)."""
+    from kdnlp.models import check_classifier, resolve
+
+    root = Path(model)
+    if (root / "tasks").is_dir():
+        found: dict[str, str] = {}
+        for sub in sorted((root / "tasks").iterdir()):
+            if (sub / "model" / "config.json").is_file():
+                key = glue.get_task(sub.name).name
+                found[key] = str(sub / "model")
+                if key == "mnli":
+                    found.setdefault("mnli-mm", str(sub / "model"))
+        if not found:
+            raise KdnlpError(f"'{model}/tasks' holds no task model (expected tasks/<task>/model/config.json)")
+        return {t: found[t] for t in tasks if t in found}
+    path = resolve(model)
+    run_json = root / "run.json"
+    if run_json.is_file() and (task := json.loads(run_json.read_text()).get("task")) in glue.TASKS:
+        own = {task, "mnli-mm"} if task == "mnli" else {task}
+        return {t: path for t in tasks if t in own}
+    covered = {}
+    for t in tasks:
+        try:
+            check_classifier(path, glue.TASKS[t])
+        except KdnlpError:
+            continue
+        covered[t] = path
+    return covered
+
+
+class _Models:
+    """Loads each model folder once (tasks may share one)."""
+
+    def __init__(self, max_length: int, batch_size: int):
+        self.max_length, self.batch_size = max_length, batch_size
+        self.loaded: dict[str, tuple[Any, Any]] = {}
+
+    def predict(self, path: str, task: glue.GlueTask, head: glue.GlueTask, ds) -> Any:
+        """Class indices (or STS-B scores) of `path`, loaded as a classifier for `head`, on `ds`."""
+        from kdnlp.models import load_classifier, load_tokenizer
+        from kdnlp.problems.glue import predict
+
+        if path not in self.loaded:
+            self.loaded[path] = (load_classifier(path, head, require_head=True), load_tokenizer(path))
+        model, tokenizer = self.loaded[path]
+        logits = predict(model, tokenizer, glue.encode(ds, tokenizer, task, self.max_length), self.batch_size)
+        return logits.reshape(-1) if head.regression else logits.argmax(-1)
+
+
+def run_glue(
+    model: str,
+    output_dir: str | Path,
+    data_dir: str | None = None,
+    tasks: str | None = None,
+    predict_test: bool = False,
+    fill_missing: bool = False,
+    max_samples: int | None = None,
+    max_length: int = 128,
+    batch_size: int = 64,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Scores every selected GLUE task that has a model and dev data; writes `<task>.json` (metrics and the dev
+    predictions), `glue.md` (the table with the GLUE average) and `results.json` in `output_dir`. With
+    `predict_test`, also the leaderboard's files in `submission/` and `submission.zip` (see `write_submission`)."""
+    from kdnlp import metrics
+
+    keys = select_tasks(tasks)
+    models = task_models(model, keys)
+    folder = RunFolder(output_dir, overwrite)
+    settings = {"model": model, "data_dir": data_dir, "tasks": keys, "predict_test": predict_test,
+                "fill_missing": fill_missing, "max_samples": max_samples, "max_length": max_length}
+    work = folder.start(settings)
+    runner = _Models(max_length, batch_size)
+    scored: dict[str, Any] = {}
+    missing: dict[str, str] = {}
+    for key in keys:
+        task = glue.TASKS[key]
+        if key not in models:
+            missing[key] = "no model for it"
+            continue
+        try:
+            ds = glue.load_split(task, "validation", data_dir, max_samples)
+        except KdnlpError as e:
+            missing[key] = str(e)
+            continue
+        say(f"{key}: {len(ds)} dev examples with {models[key]}")
+        predictions = runner.predict(models[key], task, task, ds)
+        result = {"task": key, "model": models[key], "examples": len(ds),
+                  "metrics": metrics.compute(task, predictions, ds["label"]), "predictions": predictions.tolist()}
+        result["score"] = metrics.task_score(task, result["metrics"])
+        write_json(work / f"{key}.json", result)
+        scored[key] = result
+    for key, why in missing.items():
+        say(f"{key}: not scored, {why}")
+    summary: dict[str, Any] = {
+        "model": model, "tasks": {k: {n: v for n, v in r.items() if n != "predictions"} for k, r in scored.items()},
+        "missing": missing,
+        "glue_average": metrics.glue_average({k: r["score"] for k, r in scored.items()}) if scored else None,
+    }
+    if predict_test:
+        summary["submission"] = write_submission(models, data_dir, work, runner, fill_missing)
+    table = format_glue_table(summary)
+    (work / "glue.md").write_text(table + "\n")
+    write_json(work / "results.json", summary)
+    path = folder.finish()
+    summary["table"] = table
+    summary["path"] = str(path)
+    return summary
+
+
+def write_submission(models: dict[str, str], data_dir: str | None, work: Path, runner: _Models,
+                     fill_missing: bool) -> dict[str, Any]:
+    """The leaderboard's eleven files (`<Name>.tsv`, header `index<TAB>prediction`) in `work/submission/` and
+    zipped in `work/submission.zip`. A file whose task has no model or no test data is left out (and reported),
+    or with `fill_missing` holds placeholder rows (PLACEHOLDER) for every official test index. Each file must
+    have as many rows as the official test set."""
+    out = work / "submission"
+    out.mkdir(exist_ok=True)  # an interrupted run with the same settings left it: its files are rewritten
+    written, filled, left_out = [], {}, {}
+    for task, model_task in glue.SUBMISSION:
+        path = models.get(model_task)
+        why = None if path else f"no {model_task} model"
+        if path:
+            try:
+                ds = glue.load_split(task, "test", data_dir)
+            except KdnlpError as e:
+                why = str(e)
+        if why:
+            if not fill_missing:
+                left_out[task.leaderboard] = why
+                continue
+            filled[task.leaderboard] = why
+            placeholder = PLACEHOLDER["regression" if task.regression else "classes"]
+            index, predictions = list(range(task.test_size)), [placeholder] * task.test_size
+        else:
+            if len(ds) != task.test_size:
+                raise KdnlpError(f"the {task.leaderboard} test file has {len(ds)} rows but the leaderboard expects "
+                                 f"{task.test_size}; pass the official GLUE test files (--data-dir)")
+            say(f"{task.leaderboard}: predicting {len(ds)} test examples with {path}")
+            index, predictions = ds["idx"], runner.predict(path, task, glue.TASKS[model_task], ds).tolist()
+        rows = [f"{i}\t{glue.submission_text(task, p)}" for i, p in zip(index, predictions)]
+        (out / f"{task.leaderboard}.tsv").write_text("index\tprediction\n" + "\n".join(rows) + "\n")
+        written.append(task.leaderboard)
+    with zipfile.ZipFile(work / SUBMISSION_ZIP, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in written:
+            z.write(out / f"{name}.tsv", f"{name}.tsv")
+    for name, why in filled.items():
+        say(f"submission: {name}.tsv filled with placeholder rows ({why})")
+    if left_out:
+        say(f"submission: left out {', '.join(left_out)} (no model or test data); the leaderboard rejects an "
+            "incomplete zip: pass --fill-missing to fill them with placeholder rows")
+    return {"zip": SUBMISSION_ZIP, "files": written, "filled": filled, "left_out": left_out}
+
+
+def format_glue_table(summary: dict[str, Any]) -> str:
+    """A Markdown table of the scored tasks (metrics x100) with the GLUE average (MNLI m/mm count as one task)."""
+    lines = ["| task | metrics | score | examples |", "|---|---|---|---|"]
+    for key, r in summary["tasks"].items():
+        shown = ", ".join(f"{m} {100 * v:.2f}" for m, v in r["metrics"].items() if m in glue.TASKS[key].metrics)
+        lines.append(f"| {key} | {shown} | {100 * r['score']:.2f} | {r['examples']} |")
+    average = summary["glue_average"]
+    counted = len({k.removesuffix("-mm") for k in summary["tasks"]})
+    if average is not None:
+        lines.append(f"| **GLUE average** ({counted} of 9 tasks) | | **{100 * average:.2f}** | |")
+    if summary["missing"]:
+        lines.append("")
+        lines.append("Not scored: " + "; ".join(f"{k} ({why})" for k, why in summary["missing"].items()))
+    return "\n".join(lines)
