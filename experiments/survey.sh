@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# Issue 14's result on SST-2: each survey method against baseline, hinton and pkd-skip at one budget, from the
-# same student start (3 layers copied from the teacher's layers 0, 1, 2), then the 2-layer student directly
-# from the teacher and through a 4-layer assistant. Budget: a seeded random 4,000-example subset of the SST-2
-# train split (drawn per seed: every method sees the same subset within a seed), one epoch at length 64 and
-# batch 32 (125 steps); two-stage recipes (fitnets, minilm) get half an epoch per stage; the chain gets one
-# epoch per link (its 2-layer student trains as long as the direct one). Dev accuracy on the full dev set.
-# OUT/teacher is experiments/sst2.sh's teacher (MiniLM-L6 fine-tuned one epoch on all of SST-2).
-# Usage: experiments/survey.sh [DATA_DIR] [OUT] [SEEDS]      (about 35 min per seed on 2 CPU cores)
+# Issue 14's result: each survey method against baseline, hinton and pkd-skip at one budget, from the same
+# student start (3 layers copied from the teacher's layers 0, 1, 2), then the 2-layer student directly from the
+# teacher and through a 4-layer assistant. Budget, one epoch at batch 32 for every student:
+# - sst2: a seeded random 4,000-example subset of the train split (drawn per seed: every method sees the same
+#   subset within a seed), length 64 (125 steps); OUT/teacher is experiments/sst2.sh's teacher;
+# - mrpc: the whole train split (3,668 pairs), length 128 (115 steps); OUT/teacher is fine-tuned here if absent.
+# Two-stage recipes (fitnets, minilm) get half an epoch per stage; the chain gets one epoch per link (its 2-layer
+# student trains as long as the direct one). Dev metrics on the full dev set, in each run's metrics.json.
+# Usage: experiments/survey.sh [DATA_DIR] [OUT] [SEEDS] [TASK]     (sst2: about 25 min per seed on 2 CPU cores)
 set -euo pipefail
 DATA=${1:-../shared/data}
 OUT=${2:-runs/sst2}
 SEEDS=${3:-"42 43"}
+TASK=${4:-sst2}
 export HF_HUB_OFFLINE=1
 K=".venv/bin/kdnlp"
-C=(--task sst2 --data-dir "$DATA/glue" --max-train-samples 4000 --set training.num_train_epochs=1
-   --set max_length=64 --set training.logging_steps=25 --set training.save_strategy=no --set student.strategy=first)
-[ -d "$OUT/teacher" ] || $K finetune --model minilm-l6 --task sst2 --data-dir "$DATA/glue" --set training.num_train_epochs=1 \
-  --set max_length=64 --set training.save_strategy=no -o "$OUT/teacher"
+case $TASK in
+  sst2) SIZE=(--max-train-samples 4000 --set max_length=64) ;;
+  mrpc) SIZE=(--set max_length=128) ;;
+  *) echo "survey.sh: TASK must be sst2 or mrpc, got '$TASK'" >&2; exit 2 ;;
+esac
+C=(--task "$TASK" --data-dir "$DATA/glue" "${SIZE[@]}" --set training.num_train_epochs=1
+   --set training.logging_steps=25 --set training.save_strategy=no --set student.strategy=first)
+[ -d "$OUT/teacher" ] || $K finetune --model minilm-l6 --task "$TASK" --data-dir "$DATA/glue" "${SIZE[@]}" \
+  --set training.save_strategy=no -o "$OUT/teacher"
 for seed in $SEEDS; do
   D="$OUT/survey-s$seed"
   S=(--teacher "$OUT/teacher" "${C[@]}" --set training.seed=$seed)
