@@ -31,6 +31,8 @@ from kdnlp.sources import SOURCES
 SUMMARY = "summary.json"
 #: The recipe whose loss the control trains with.
 CONTROL_LOSS = "baseline"
+#: The options of `run_recipe` that choose the task (kdnlp.problems.get_problem) rather than the run.
+TASK_OPTIONS = ("source", "target", "num_beams", "max_new_tokens")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -105,41 +107,27 @@ def _seeded(rec: recipes.Recipe, seed: int) -> recipes.Recipe:
     return recipes.from_data(rec.to_dict(), [f"training.seed={seed}"])
 
 
-def run_seeds(
-    recipe: str | recipes.Recipe,
-    task: str,
-    output_dir: str | Path,
-    seeds: list[int],
-    control: bool = False,
-    teacher: str | None = None,
-    student: str | None = None,
-    data_dir: str | None = None,
-    overrides: list[str] | None = None,
-    overwrite: bool = False,
-    max_train_samples: int | None = None,
-    max_eval_samples: int | None = None,
-    text: list[str] | None = None,
-    teacher_cache: bool = True,
-    resume: bool = False,
-    **problem_options: Any,
-) -> dict[str, Any]:
+def run_seeds(recipe: str | recipes.Recipe, task: str, output_dir: str | Path, seeds: list[int], control: bool = False,
+              overrides: list[str] | None = None, overwrite: bool = False, resume: bool = False,
+              **options: Any) -> dict[str, Any]:
     """Runs `recipe` once per seed (and with `control` its `control_recipe` too) into the seeds folder `output_dir`
-    (module docstring); returns the summary. Other arguments as `kdnlp.distill.run_recipe`; `resume` continues an
-    interrupted seed's stage from its last checkpoint."""
+    (module docstring); returns the summary. `options` are `kdnlp.distill.run_recipe`'s (teacher, student, data_dir,
+    text, subset sizes, teacher_cache, task options), the same for every run; `resume` continues an interrupted
+    seed's stage from its last checkpoint."""
     from kdnlp.distill import run_recipe
     from kdnlp.problems import get_problem
 
     if not seeds:
         raise KdnlpError("give at least one seed")
+    options = {k: v for k, v in options.items() if v is not None}
+    if "stage" in options:
+        raise KdnlpError(f"a seeds folder holds whole runs; it does not take a stage ('{options['stage']}')")
     rec = recipe if isinstance(recipe, recipes.Recipe) else recipes.load(recipe, overrides)
     twin = control_recipe(rec) if control else None
-    options = {k: v for k, v in problem_options.items() if v is not None}
-    problem = get_problem(task, **options)
+    problem = get_problem(task, **{k: v for k, v in options.items() if k in TASK_OPTIONS})
     folder = RunFolder(output_dir, overwrite)
     settings = {"command": "seeds", "recipe": rec.to_dict(), "control": twin.to_dict() if twin else None,
-                "seeds": list(seeds), "task": problem.name, "teacher": teacher, "student": student, "data_dir": data_dir,
-                "text": text, "max_train_samples": max_train_samples, "max_eval_samples": max_eval_samples,
-                "task_options": options}
+                "seeds": list(seeds), "task": problem.name, "options": options}
     work = folder.start(settings)
     runs = {"seed": rec, "control": twin} if twin else {"seed": rec}
     scores: dict[str, dict[int, float]] = {kind: {} for kind in runs}
@@ -153,9 +141,8 @@ def run_seeds(
             else:
                 say(f"{name}: recipe '{r.name}', training.seed={seed}")
                 interrupted = (work / f"{name}.partial").is_dir()
-                run_recipe(_seeded(r, seed), problem.name, out, teacher=teacher, student=student, data_dir=data_dir,
-                           overwrite=overwrite, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
-                           text=text, teacher_cache=teacher_cache, resume=resume and interrupted, **options)
+                run_recipe(_seeded(r, seed), problem.name, out, overwrite=overwrite, resume=resume and interrupted,
+                           **options)
             metrics[name] = json.loads((out / "metrics.json").read_text())["metrics"]
             scores[kind][seed] = problem.task_score(metrics[name])
     summary = {"task": problem.name, "recipe": rec.name, "control_recipe": twin.name if twin else None,

@@ -129,3 +129,12 @@ def test_report_of_a_seeds_folder_groups_its_runs_and_pairs_them(seeded, tmp_pat
     s = report["seeds"][0]["score"]
     assert s["difference"] == pytest.approx(measured["difference"]) and s["mean"] == pytest.approx(rows["hinton (2 seeds)"]["score"])
     assert "difference (mean ± SE)" in report["table"]
+
+
+def test_cli_runs_a_seed_and_its_control_and_prints_the_comparison(tiny_teacher_dir, tmp_path):
+    glue = write_sst2(tmp_path / "glue")
+    sets = [a for s in TINY for a in ("--set", s)]
+    result = kdnlp("distill", "--recipe", "hinton", "--task", "sst2", "--teacher", tiny_teacher_dir, "--data-dir", glue,
+                   *sets, "--seeds", "3", "--control", "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert "| hinton-control |" in result.stdout and (tmp_path / "out" / "control-3" / "metrics.json").is_file()

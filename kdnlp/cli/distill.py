@@ -47,19 +47,13 @@ def distill(
     if control and seeds is None:
         raise KdnlpError("--control runs the no-teacher twin of each seed; give the seeds with --seeds, e.g. --seeds 1,2,3")
     if seeds is not None:
-        from kdnlp.seeds import format_comparisons, parse_seeds, run_seeds
+        from kdnlp.seeds import parse_seeds
 
         given = [name for name, value in (("--from", from_), ("--stage", stage), ("--push-to-hub", push_to_hub),
                                           ("--num-processes", num_processes > 1)) if value]
         if given:
             raise KdnlpError(f"--seeds runs whole recipes in this process; it does not take {given[0]}")
-        summary = run_seeds(recipe, task, output_dir, parse_seeds(seeds), control, teacher=teacher, student=student,
-                            data_dir=data_dir, overrides=overrides, overwrite=overwrite,
-                            max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, text=text,
-                            teacher_cache=not no_teacher_cache, resume=resume,
-                            **o.task_options(source, target, num_beams, max_new_tokens))
-        typer.echo(format_comparisons([{"folder": str(output_dir), **summary}]))
-        return
+        seeds = parse_seeds(seeds)
     o.relaunch(num_processes)
     from kdnlp.distill import rerun, run_recipe
 
@@ -67,6 +61,12 @@ def distill(
                    max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, stage=stage, text=text,
                    teacher_cache=not no_teacher_cache, resume=resume,
                    **o.task_options(source, target, num_beams, max_new_tokens))
+    if seeds is not None:
+        from kdnlp.seeds import format_comparisons, run_seeds
+
+        summary = run_seeds(recipe, task, output_dir, seeds, control, overrides, **options)
+        typer.echo(format_comparisons([{"folder": str(output_dir), **summary}]))
+        return
     if from_ is not None:
         if recipe is not None:
             raise KdnlpError("--from reruns the run's own recipe: change it with --set, not --recipe")
