@@ -1,7 +1,7 @@
 """`kdnlp report`: a teacher and its students side by side, as a Markdown table and a plot of metric against speed.
 
 Every model is scored and timed here, with the same data and settings (kdnlp.evaluation). Runs that differ only
-in their seed (same task, teacher, student and recipe once `training.seed` is left out) are one row: the mean
+in their seed (same task, teacher, student, training data and recipe once `training.seed` is left out) are one row: the mean
 and the sample standard deviation over the seeds. A seeds folder (`kdnlp distill --seeds`) stands for its runs, and
 its paired difference to its control (kdnlp.seeds) follows the table.
 """
@@ -28,7 +28,8 @@ def _run_info(path: Path) -> dict[str, Any]:
     seed = recipe.get("training", {}).pop("seed", 42)
     for st in recipe.get("stages", []):
         seed = st.get("training", {}).pop("seed", seed)
-    group = json.dumps([run.get("task"), run.get("teacher"), run.get("student"), recipe], sort_keys=True)
+    data = [settings.get(k) for k in ("data_dir", "text", "max_train_samples", "task_options")]
+    group = json.dumps([run.get("task"), run.get("teacher"), run.get("student"), recipe, data], sort_keys=True)
     return {"path": str(path), "task": run.get("task"), "teacher": run.get("teacher"), "recipe": recipe["name"],
             "seed": seed, "group": group, "task_options": settings.get("task_options") or {}}
 
