@@ -1,7 +1,7 @@
 """Comparisons over seeds: a recipe run once per seed into one folder, beside its no-teacher twin (the control).
 
 Layout of a seeds folder (built in `<out>.partial` like every run folder, so a rerun with the same settings goes on
-where it stopped and skips the seeds that finished):
+where it stopped and skips the seeds that finished; once finished, a rerun only returns its summary):
 
     <out>/seed-<n>/       a normal run folder of the recipe with `training.seed=n`
     <out>/control-<n>/    with --control: the control recipe (`control_recipe`) with the same seed
@@ -25,7 +25,7 @@ from typing import Any
 
 from kdnlp import recipe as recipes
 from kdnlp.errors import KdnlpError, say
-from kdnlp.run import RunFolder, write_json
+from kdnlp.run import SETTINGS, RunFolder, write_json
 from kdnlp.sources import SOURCES
 
 SUMMARY = "summary.json"
@@ -125,9 +125,13 @@ def run_seeds(recipe: str | recipes.Recipe, task: str, output_dir: str | Path, s
     rec = recipe if isinstance(recipe, recipes.Recipe) else recipes.load(recipe, overrides)
     twin = control_recipe(rec) if control else None
     problem = get_problem(task, **{k: v for k, v in options.items() if k in TASK_OPTIONS})
-    folder = RunFolder(output_dir, overwrite)
     settings = {"command": "seeds", "recipe": rec.to_dict(), "control": twin.to_dict() if twin else None,
                 "seeds": list(seeds), "task": problem.name, "options": options}
+    done = Path(output_dir)
+    if not overwrite and is_seeds_folder(done) and json.loads((done / SETTINGS).read_text()) == settings:
+        say(f"{done} finished earlier with these settings: every seed has run")
+        return json.loads((done / SUMMARY).read_text())
+    folder = RunFolder(output_dir, overwrite)
     work = folder.start(settings)
     runs = {"seed": rec, "control": twin} if twin else {"seed": rec}
     scores: dict[str, dict[int, float]] = {kind: {} for kind in runs}

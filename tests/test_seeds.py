@@ -90,6 +90,9 @@ def test_a_rerun_skips_the_seeds_that_finished(tiny_teacher_dir, tmp_path, monke
     summary = run_seeds("hinton", "sst2", tmp_path / "out", [1, 2], **args)
     assert ran == ["seed-1", "control-1", "seed-2", "control-2", "control-2"]
     assert summary["score"]["n"] == 2 and (tmp_path / "out" / "control-2" / "metrics.json").is_file()
+    assert run_seeds("hinton", "sst2", tmp_path / "out", [1, 2], **args) == summary and len(ran) == 5
+    with pytest.raises(KdnlpError, match="not empty"):  # other seeds: a new folder, or --overwrite
+        run_seeds("hinton", "sst2", tmp_path / "out", [1, 3], **args)
 
 
 def test_the_control_gets_the_recipes_student_and_task_budget():
