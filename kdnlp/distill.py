@@ -219,7 +219,13 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
     if text_stages:
         from kdnlp.data.text import encode_text, load_text
 
-        text_set = encode_text(load_text(text, max_train_samples, seed), tokenizer, rec.max_length)
+        raw = load_text(text, max_train_samples, seed)
+        text_set = encode_text(raw, tokenizer, rec.max_length)
+        if teacher_tokenizer is not None:  # the teacher reads the text its own way, as it reads the task's
+            import datasets
+
+            own = encode_text(raw, teacher_tokenizer, rec.max_length, prefix=TEACHER_PREFIX)
+            text_set = datasets.concatenate_datasets([text_set, own], axis=1)
     run = Run(rec, problem, folder, teacher, tokenizer, teacher_tokenizer, teacher_model, student_model, attention,
               train, text_set, dev, None, args, info, seed, teacher_cache, resume)
     run.dev_enc = run.encode(dev)

@@ -16,12 +16,17 @@ def evaluate_models(
     **problem_options: Any,
 ) -> dict[str, Any]:
     """Metrics (and optionally size and speed) of each model; the first is the reference of the others.
-    `problem_options`: a seq2seq task's `source`, `target`, `num_beams` and `max_new_tokens` (kdnlp.problems)."""
+    `problem_options`: a seq2seq task's `source`, `target`, `num_beams` and `max_new_tokens` (kdnlp.problems).
+
+    A seeds folder (`kdnlp distill --seeds`, kdnlp.seeds) stands for its run folders, each scored here, and adds an
+    entry to `seeds`: the mean ± sd of the scores measured here and the paired difference to its control."""
     from kdnlp.models import load_tokenizer, num_params
     from kdnlp.problems import get_problem
+    from kdnlp.seeds import compare, expand
 
     problem = get_problem(task, **problem_options)
     ds = problem.load(split, data_dir, max_samples)
+    names, folders = expand(names)
     rows = []
     for name in names:
         tokenizer = load_tokenizer(name)
@@ -37,7 +42,10 @@ def evaluate_models(
         if speed:
             row["speedup_b1"] = ref["latency_ms_b1"] / row["latency_ms_b1"]
             row["speedup_b32"] = row["throughput_b32"] / ref["throughput_b32"]
-    return {"task": problem.name, "split": split, "examples": len(ds), "scale": problem.display_scale, "models": rows}
+    result = {"task": problem.name, "split": split, "examples": len(ds), "scale": problem.display_scale, "models": rows}
+    if folders:
+        result["seeds"] = compare(folders, {r["model"]: r["score"] for r in rows})
+    return result
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -62,4 +70,10 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     shown = "; metrics x100" if scale == 100 else ""
     title = f"{result['task']} {result['split']} ({result['examples']} examples{shown})"
-    return title + "\n" + "\n".join(lines)
+    table = title + "\n" + "\n".join(lines)
+    if result.get("seeds"):
+        from kdnlp.seeds import format_comparisons
+
+        table += "\n\nOver seeds (scores above; difference: recipe - control of the same seed, ± its standard error)\n"
+        table += format_comparisons(result["seeds"], scale)
+    return table

@@ -1,8 +1,9 @@
 """`kdnlp report`: a teacher and its students side by side, as a Markdown table and a plot of metric against speed.
 
 Every model is scored and timed here, with the same data and settings (kdnlp.evaluation). Runs that differ only
-in their seed (same task, teacher, student and recipe once `training.seed` is left out) are one row: the mean
-and the sample standard deviation over the seeds.
+in their seed (same task, teacher, student, training data and recipe once `training.seed` is left out) are one row: the mean
+and the sample standard deviation over the seeds. A seeds folder (`kdnlp distill --seeds`) stands for its runs, and
+its paired difference to its control (kdnlp.seeds) follows the table.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from kdnlp.errors import KdnlpError, say
 from kdnlp.run import SETTINGS, RunFolder, write_json
+from kdnlp.seeds import compare, expand, format_comparisons, mean_sd
 
 PLOT = "report.png"
 
@@ -26,7 +28,8 @@ def _run_info(path: Path) -> dict[str, Any]:
     seed = recipe.get("training", {}).pop("seed", 42)
     for st in recipe.get("stages", []):
         seed = st.get("training", {}).pop("seed", seed)
-    group = json.dumps([run.get("task"), run.get("teacher"), run.get("student"), recipe], sort_keys=True)
+    data = [settings.get(k) for k in ("data_dir", "text", "max_train_samples", "task_options")]
+    group = json.dumps([run.get("task"), run.get("teacher"), run.get("student"), recipe, data], sort_keys=True)
     return {"path": str(path), "task": run.get("task"), "teacher": run.get("teacher"), "recipe": recipe["name"],
             "seed": seed, "group": group, "task_options": settings.get("task_options") or {}}
 
@@ -38,10 +41,6 @@ def disk_size(name: str) -> int:
     folder = Path(resolve(name))
     weights = list(folder.glob("*.safetensors")) or list(folder.glob("*.bin"))
     return sum(p.stat().st_size for p in weights)
-
-
-def _mean_sd(values: list[float]) -> tuple[float, float | None]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def build_report(
@@ -58,7 +57,8 @@ def build_report(
 
     if not run_dirs:
         raise KdnlpError("give at least one run folder")
-    runs = [_run_info(Path(p)) for p in run_dirs]
+    paths, folders = expand([str(p) for p in run_dirs])
+    runs = [_run_info(Path(p)) for p in paths]
     tasks = {r["task"] for r in runs}
     if len(tasks) > 1:
         raise KdnlpError(f"the runs are on different tasks ({', '.join(sorted(map(str, tasks)))}); report one task at a time")
@@ -86,7 +86,8 @@ def build_report(
         label = first["recipe"] + (f" ({len(members)} seeds)" if len(members) > 1 else f" ({Path(first['path']).name})")
         rows.append(_row(label, [measured[offset + i] for i in members], ref, [runs[i]["seed"] for i in members]))
     report = {"task": result["task"], "split": result["split"], "examples": result["examples"],
-              "scale": result["scale"], "teacher": teacher, "rows": rows}
+              "scale": result["scale"], "teacher": teacher, "rows": rows,
+              "seeds": compare(folders, {r["path"]: m["score"] for r, m in zip(runs, measured[offset:])})}
     table = format_report(report)
     (work / "report.md").write_text(table + "\n")
     write_json(work / "report.json", report)
@@ -98,7 +99,7 @@ def build_report(
 
 def _row(label: str, measured: list[dict[str, Any]], ref: float | None, seeds: list) -> dict[str, Any]:
     scores = [m["score"] for m in measured]
-    score, sd = _mean_sd(scores)
+    score, sd = mean_sd(scores)
     row = {"label": label, "models": [m["model"] for m in measured], "seeds": seeds, "score": score, "score_sd": sd,
            "metrics": measured[0]["metrics"] if len(measured) == 1 else None,
            "pct_of_teacher": 100 * score / ref if ref else None,
@@ -120,7 +121,11 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append("| " + " | ".join([r["label"], score, pct, f"{r['params'] / 1e6:.1f}", f"{r['size_bytes'] / 1e6:.1f}",
                                           f"{r['latency_ms_b1']:.1f}", f"{r['throughput_b32']:.0f}"]) + " |")
     shown = ", x100" if scale == 100 else ""
-    return f"{report['task']} {report['split']} ({report['examples']} examples{shown}; CPU speed measured here)\n" + "\n".join(lines)
+    table = f"{report['task']} {report['split']} ({report['examples']} examples{shown}; CPU speed measured here)\n" + "\n".join(lines)
+    if report.get("seeds"):
+        table += "\n\nPaired over seeds (difference: recipe - control of the same seed, ± its standard error)\n"
+        table += format_comparisons(report["seeds"], scale)
+    return table
 
 
 def plot(report: dict[str, Any], path: Path) -> None:

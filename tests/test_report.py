@@ -70,3 +70,17 @@ def test_runs_of_different_tasks_are_refused(tiny_runs, tmp_path):
         build_report([tiny_runs["seed1"], other], tmp_path / "out")
     with pytest.raises(KdnlpError, match="not a finished kdnlp run folder"):
         build_report([tmp_path], tmp_path / "out")
+
+
+def test_runs_on_other_training_data_are_other_rows(tmp_path):
+    from kdnlp.report import _run_info
+    from kdnlp.run import write_json
+
+    groups = []
+    for name, data, seed in (("a", "glue", 1), ("b", "glue", 2), ("c", "glue-augmented", 1)):
+        (tmp_path / name).mkdir()
+        write_json(tmp_path / name / "run.json", {"task": "sst2", "teacher": "t", "student": None})
+        write_json(tmp_path / name / "settings.json", {"recipe": {"name": "tinybert", "training": {"seed": seed}},
+                                                       "data_dir": data})
+        groups.append(_run_info(tmp_path / name)["group"])
+    assert groups[0] == groups[1] != groups[2]

@@ -35,6 +35,8 @@ def distill(
     report_to: o.ReportTo = None,
     push_to_hub: Annotated[Optional[str], typer.Option("--push-to-hub", help="When the run has finished, push the student and its model card to this Hub repository (user/name; private unless --public).")] = None,
     public: o.Public = False,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Run the recipe once per seed (e.g. 1,2,3) into OUTPUT_DIR/seed-N/, with a summary (mean ± sd); a rerun skips finished seeds.")] = None,
+    control: Annotated[bool, typer.Option("--control", help="With --seeds: also run the no-teacher twin (gold labels only, same student and budget) per seed into OUTPUT_DIR/control-N/, and report the paired difference.")] = False,
 ) -> None:
     """Distill a teacher into a student with a recipe; writes the student to OUTPUT_DIR/model and its metrics."""
     from kdnlp.errors import KdnlpError
@@ -42,6 +44,16 @@ def distill(
     overrides = [*(set_ or []), *o.precision(bf16, fp16), *o.report_to(report_to)]
     if from_ is None and (recipe is None or task is None):
         raise KdnlpError(f"pass --{'recipe' if recipe is None else 'task'} (or --from RUN_DIR to rerun a run)")
+    if control and seeds is None:
+        raise KdnlpError("--control runs the no-teacher twin of each seed; give the seeds with --seeds, e.g. --seeds 1,2,3")
+    if seeds is not None:
+        from kdnlp.seeds import parse_seeds
+
+        given = [name for name, value in (("--from", from_), ("--stage", stage), ("--push-to-hub", push_to_hub),
+                                          ("--num-processes", num_processes > 1)) if value]
+        if given:
+            raise KdnlpError(f"--seeds runs whole recipes in this process; it does not take {given[0]}")
+        seeds = parse_seeds(seeds)
     o.relaunch(num_processes)
     from kdnlp.distill import rerun, run_recipe
 
@@ -49,6 +61,12 @@ def distill(
                    max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, stage=stage, text=text,
                    teacher_cache=not no_teacher_cache, resume=resume,
                    **o.task_options(source, target, num_beams, max_new_tokens))
+    if seeds is not None:
+        from kdnlp.seeds import format_comparisons, run_seeds
+
+        summary = run_seeds(recipe, task, output_dir, seeds, control, overrides, **options)
+        typer.echo(format_comparisons([{"folder": str(output_dir), **summary}]))
+        return
     if from_ is not None:
         if recipe is not None:
             raise KdnlpError("--from reruns the run's own recipe: change it with --set, not --recipe")

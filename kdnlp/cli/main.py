@@ -5,7 +5,7 @@ import sys
 
 import typer
 
-from kdnlp.cli import augment, distill, eval, finetune, generate, glue, init_student, new_model, push, recipes, report
+from kdnlp.cli import augment, distill, eval, finetune, generate, glue, init_student, new_model, push, recipes, report, train_mlm
 from kdnlp.errors import KdnlpError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app.command("init-student")(init_student.init_student)
 app.command("distill")(distill.distill)
 app.command("eval")(eval.eval_)
 app.command("augment")(augment.augment)
+app.command("train-mlm")(train_mlm.train_mlm)
 app.command("generate")(generate.generate)
 app.command("new-model")(new_model.new_model)
 app.command("glue")(glue.glue)

@@ -63,6 +63,9 @@ def load_text(sources: list[str], max_samples: int | None = None, seed: int = 42
     return ds
 
 
-def encode_text(ds: "datasets.Dataset", tokenizer, max_length: int) -> "datasets.Dataset":
-    return ds.map(lambda b: tokenizer(b["text"], truncation=True, max_length=max_length), batched=True,
-                  remove_columns=ds.column_names, desc="tokenising text")
+def encode_text(ds: "datasets.Dataset", tokenizer, max_length: int, prefix: str = "") -> "datasets.Dataset":
+    """Token ids of the texts; with `prefix`, the columns' names prefixed (the teacher's own reading of the text)."""
+    def encode(batch):
+        return {prefix + k: v for k, v in tokenizer(batch["text"], truncation=True, max_length=max_length).items()}
+
+    return ds.map(encode, batched=True, remove_columns=ds.column_names, desc="tokenising text")
