@@ -2,7 +2,9 @@
 
 A problem owns everything that differs between kinds of task (GLUE classification or regression, seq2seq):
 reading and encoding splits, the collator, the model class and the checks on a teacher, the kind of outputs
-the losses compare, evaluation (metrics and speed), and the one-line summary of a result. The runner
+the losses compare, evaluation (metrics and speed), and the one-line summary of a result; where a kind of task
+needs it (several tasks, kdnlp.problems.multitask), also how the student and the loss are built, which rows make
+each training batch and what the run folder holds beside the student. The runner
 (kdnlp.distill), the trainer, `kdnlp eval` and the benchmarks use only this interface, so they never ask which
 kind of task they run.
 """
