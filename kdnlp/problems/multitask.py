@@ -70,8 +70,9 @@ class MultiTaskProblem(Problem):
 
     display_scale = 100.0
     caches_logits = True
-    #: The trainer hands metrics each row's task with its label.
-    training_defaults = {"label_names": ["labels", TASK]}
+    #: The trainer hands metrics each row's task with its label; under DDP the heads of the tasks absent from a
+    #: batch get no gradient.
+    training_defaults = {"label_names": ["labels", TASK], "ddp_find_unused_parameters": True}
     outputs = "classes"  # per-example outputs; each task's loss terms are built for the task's own kind
 
     def __init__(self, tasks: list[str]):
@@ -115,6 +116,9 @@ class MultiTaskProblem(Problem):
         return datasets.concatenate_datasets(parts)
 
     def encode(self, ds, tokenizer, max_length, prefix=""):
+        """Each task's rows tokenised on their own (single sentences or pairs), in the same order."""
+        import datasets
+
         def tok(batch):
             pairs = batch["text_pair"] if batch["text_pair"][0] is not None else None
             enc = tokenizer(batch["text"], pairs, truncation=True, max_length=max_length)
@@ -123,8 +127,6 @@ class MultiTaskProblem(Problem):
             return {**enc, "labels": batch["label"], TASK: batch[TASK]}
 
         ids = np.asarray(ds[TASK])
-        import datasets
-
         parts = [ds.select(np.flatnonzero(ids == i)) for i in range(len(self.tasks)) if (ids == i).any()]
         return datasets.concatenate_datasets([p.map(tok, batched=True, remove_columns=ds.column_names,
                                                     desc="tokenising") for p in parts])
