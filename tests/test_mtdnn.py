@@ -304,3 +304,19 @@ def test_finetune_seeds_writes_one_run_per_seed(tmp_path, tiny_teacher_dir):
     a = load_file(tmp_path / "t" / "seed-1" / "model" / "model.safetensors")
     b = load_file(tmp_path / "t" / "seed-2" / "model" / "model.safetensors")
     assert not torch.equal(a["classifier.weight"], b["classifier.weight"])
+
+
+def test_bf16_run_reads_the_ensemble_from_the_cache(tmp_path, data, teachers):
+    import os
+
+    from kdnlp.distill import run_recipe
+
+    cache = Path(os.environ["KDNLP_CACHE"])
+    before = set(cache.glob("*.json"))
+    run_recipe("mtdnn", "tasks:sst2,mrpc", tmp_path / "bf16", teacher=spec({t: teachers[t] for t in ("sst2", "mrpc")}),
+               data_dir=str(data), overrides=["training.bf16=true", "training.per_device_train_batch_size=8",
+                                              "student.layers=1", "training.num_train_epochs=2"])
+    new = [json.loads(p.read_text()) for p in set(cache.glob("*.json")) - before]
+    assert [m["examples"] for m in new] == [32 + 24]  # both tasks' train rows, once for both epochs
+    metrics = json.loads((tmp_path / "bf16" / "metrics.json").read_text())["metrics"]
+    assert np.isfinite(metrics["average"]) and np.isfinite(metrics["ensemble/average"])
