@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 VERSION = 2
 #: The column the cached logits travel in, from the dataset through the collator to the trainer.
 COLUMN = "teacher_logits"
-#: Inputs the teacher reads; everything else in a batch (labels, cached logits) is not fed to it.
-MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
+#: Inputs the teacher reads; everything else in a batch (labels, cached logits) is not fed to it. `task_ids`: a
+#: multi-task row's task, which picks its teachers (kdnlp.problems.multitask).
+MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "task_ids")
 
 
 def cache_dir() -> Path:
@@ -67,11 +68,14 @@ def model_inputs(ds: "datasets.Dataset") -> list[str]:
 
 
 def key(teacher: torch.nn.Module, ds: "datasets.Dataset") -> str:
-    """Hash of the teacher's weights, dtype and attention implementation, and of every token fed to it."""
+    """Hash of the teacher's weights, dtype and attention implementation, and of every input fed to it."""
     h = hashlib.sha256(f"kdnlp-teacher-cache v{VERSION} {weights_digest(teacher)}".encode())
     for batch in ds.select_columns(model_inputs(ds)).iter(batch_size=4096):
         for name, rows in sorted(batch.items()):
             h.update(name.encode())
+            if not isinstance(rows[0], list):  # one number per row (a multi-task row's task)
+                h.update(np.asarray(rows, dtype=np.int64).tobytes())
+                continue
             h.update(np.asarray([len(r) for r in rows], dtype=np.int64).tobytes())
             h.update(np.concatenate([np.asarray(r, dtype=np.int64) for r in rows]).tobytes())
     return h.hexdigest()[:32]

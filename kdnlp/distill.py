@@ -34,16 +34,6 @@ DEFAULT_TRAINING: dict[str, Any] = {
 }
 
 
-def build_loss(stage: recipes.Stage, ctx):
-    from kdnlp.losses import LOSSES, CompositeLoss
-
-    terms = {}
-    for term in stage.losses:
-        cls = LOSSES.get(term.loss)
-        terms[term.name] = (term.weight, cls(cls.Config(**term.params), ctx))
-    return CompositeLoss(terms)
-
-
 def _training_args(out: Path, settings: dict[str, Any]):
     import torch
     from transformers import TrainingArguments
@@ -138,7 +128,7 @@ def _teacher_reading(rec: recipes.Recipe, problem: Problem, teacher: str, studen
     from kdnlp.losses import LOSSES
     from kdnlp.models import load_tokenizer
 
-    theirs = load_tokenizer(teacher)
+    theirs = load_tokenizer(problem.teacher_folder(teacher))
     if theirs.get_vocab() == tokenizer.get_vocab() and problem.encode(sample, theirs, rec.max_length).to_dict() == \
             problem.encode(sample, tokenizer, rec.max_length).to_dict():
         return None
@@ -162,10 +152,10 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
     from kdnlp.losses import LOSSES
     from kdnlp.models import load_tokenizer, num_params
     from kdnlp.problems import get_problem
-    from kdnlp.students import build_student
 
     rec = recipe if isinstance(recipe, recipes.Recipe) else recipes.load(recipe, overrides)
     problem = get_problem(task, **(problem_options or {}))
+    problem.configure(rec)
     if rec.uses_teacher and teacher is None:
         raise KdnlpError(f"recipe '{rec.name}' distills from a teacher; pass --teacher")
     if student is None and (teacher is None or rec.student is None):
@@ -183,7 +173,7 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
     seed = int(rec.training.get("seed", DEFAULT_TRAINING["seed"]))
     if teacher is not None:
         problem.check_teacher(teacher)
-    tokenizer = load_tokenizer(student or teacher)
+    tokenizer = load_tokenizer(student or problem.teacher_folder(teacher))
     train = None
     if any(SOURCES.get(s.data).reads_task for s in rec.stages):  # data-free runs never open the train split
         train = problem.load("train", data_dir, max_train_samples, seed)
@@ -198,7 +188,7 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
     if student is not None:
         student_model = problem.load_model(student, require_head=False)
     else:
-        student_model, ids = build_student(teacher_model, rec.student)
+        student_model, ids = problem.build_student(teacher_model, rec.student)
         c = student_model.config
         say(f"student ({rec.student.init}): teacher layers {ids}, hidden {c.hidden_size}, {c.num_attention_heads} heads")
         info["student_layers"] = ids
@@ -315,7 +305,7 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
     transformers.set_seed(run.seed)
     ctx = LossContext(run.problem.num_labels, run.student_model.config, getattr(run.teacher_model, "config", None),
                       run.problem.outputs)
-    loss = build_loss(st, ctx)
+    loss = run.problem.build_loss(st.losses, ctx)
     say(f"stage '{st.name}': loss = {loss.formula()}")
     described = {"formula": loss.formula(),
                  "layer_maps": {n: describe(t.pairs) for n, t in loss.terms.items() if hasattr(t, "pairs")}}
@@ -332,6 +322,7 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
         processing_class=run.tokenizer,
         compute_metrics=run.problem.compute_metrics(),
         teacher_cache=run.teacher_cache and run.problem.caches_logits and source.caches_logits,
+        train_batches=run.problem.train_batches(train, args.per_device_train_batch_size, args.seed),
     )
     checkpoint = last_checkpoint(Path(args.output_dir)) if run.resume else None
     if checkpoint:
@@ -367,6 +358,7 @@ def finish(run: Run, stages: dict[str, Any]) -> dict[str, Any]:
         run.state.wait_for_everyone()
         return metrics
     _save(run.student_model, run.tokenizer, run.work / "model")
+    run.problem.export(run.student_model, run.tokenizer, run.work)
     write_json(run.work / "metrics.json", metrics)
     chain = {name: s["chain"] for name, s in stages.items() if "chain" in s}
     if chain:  # the run's student is the last link's

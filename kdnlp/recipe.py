@@ -95,6 +95,7 @@ class Recipe:
     max_length: int = 128
     training: dict[str, Any] = field(default_factory=dict)
     generation: dict[str, Any] = field(default_factory=dict)
+    multitask: dict[str, Any] = field(default_factory=dict)  # kdnlp.problems.multitask.Settings
 
     def generation_settings(self):
         """How the teacher decodes the targets of `targets: teacher` stages (kdnlp.generation.GenerationSettings)."""
@@ -122,6 +123,8 @@ class Recipe:
         out["training"] = dict(self.training)
         if self.generation:
             out["generation"] = dict(self.generation)
+        if self.multitask:
+            out["multitask"] = dict(self.multitask)
         out["stages"] = [
             {
                 "name": s.name,
@@ -339,8 +342,13 @@ def parse(data: dict[str, Any]) -> Recipe:
         max_length=max_length,
         training=_check_training(data.get("training") or {}, "training"),
         generation=coerce(data.get("generation") or {}, dict, "generation"),
+        multitask=coerce(data.get("multitask") or {}, dict, "multitask"),
         stages=stages,
     )
+    if recipe.multitask:
+        from kdnlp.problems.multitask import Settings
+
+        from_dict(Settings, recipe.multitask, "multitask")  # validates the keys and values
     if recipe.generation or any(s.targets != "gold" for s in stages):
         recipe.generation_settings()  # validates the keys and values
     return recipe

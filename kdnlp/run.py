@@ -4,7 +4,7 @@ So a crash never leaves a half-written model where a finished one is expected, a
 replaces an old one (`--overwrite`) removes the old one only after the new one is complete.
 Layout: `model/` (a plain Hugging Face model folder), `recipe.yaml`, `run.json`, `metrics.json`,
 `settings.json`, and `stages/<name>/` (the Trainer's checkpoints, the stage's student in `model/`, and
-`done.json` once the stage has finished).
+`done.json` once the stage has finished); a multi-task run adds `tasks/<task>/model/`, each task's classifier.
 """
 from __future__ import annotations
 

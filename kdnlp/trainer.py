@@ -66,10 +66,14 @@ class DistillationTrainer(Trainer):
     loss_is_scaled_for_ga = True
 
     def __init__(self, *args, loss: CompositeLoss, teacher: torch.nn.Module | None = None,
-                 teacher_cache: bool = False, **kwargs):
+                 teacher_cache: bool = False, train_batches: torch.utils.data.Sampler | None = None, **kwargs):
         """`teacher_cache`: read the teacher's logits for the training set from the disk cache (kdnlp.cache),
-        computing them once, instead of running the teacher every step; used when the loss reads only logits."""
+        computing them once, instead of running the teacher every step; used when the loss reads only logits.
+        `train_batches`: a batch sampler of the training set (rows of each mini-batch; a `set_epoch` method
+        reshuffles it per epoch) instead of the Trainer's shuffled batches. The loss's `progress` is set to the
+        fraction of training steps done before each step (for terms that change over training)."""
         super().__init__(*args, **kwargs)
+        self.train_batches = train_batches
         # The Trainer counts the items of all accumulated micro-batches only for models that take loss kwargs.
         self.model_accepts_loss_kwargs = True
         self.distill_loss = loss.to(self.args.device)
@@ -93,7 +97,7 @@ class DistillationTrainer(Trainer):
                                                    self.args.per_device_eval_batch_size, self._teacher_batch)
                 self.train_dataset = cache.attach(self.train_dataset, logits)
         self._term_sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.args.device))
-        self._term_steps = 0
+        self._term_steps: dict[str, int] = defaultdict(int)  # per term: a term may be absent from some batches
         self._student_inputs: set[str] | None = None
 
     def _set_signature_columns_if_needed(self) -> None:
@@ -104,6 +108,16 @@ class DistillationTrainer(Trainer):
             if self.teacher is not None:
                 extra += [*self._teacher_inputs, *(TEACHER_PREFIX + k for k in self._teacher_inputs)]
             self._signature_columns += [c for c in extra if c not in self._signature_columns]
+
+    def get_train_dataloader(self):
+        if self.train_batches is None:
+            return super().get_train_dataloader()
+        from torch.utils.data import DataLoader
+
+        dataset = self._remove_unused_columns(self.train_dataset, description="training")
+        return self.accelerator.prepare(DataLoader(
+            dataset, batch_sampler=self.train_batches, collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory))
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model)
@@ -170,12 +184,14 @@ class DistillationTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self._student_inputs is None:
             self._student_inputs = forward_inputs(model) - {"labels"}  # labels: the model would add its own loss
+        if model.training:
+            self.distill_loss.progress = self.state.global_step / max(self.state.max_steps, 1)
         student_out = self._forward(model, {k: v for k, v in inputs.items() if k in self._student_inputs})
         loss, terms = self.distill_loss(student_out, self.teacher_outputs(inputs), inputs)
         if model.training:
             for name, value in terms.items():
                 self._term_sums[name] += value
-            self._term_steps += 1
+                self._term_steps[name] += 1
             # Terms are means over this micro-batch's items; turn them into this micro-batch's share of the mean
             # over all items of the optimizer step (exact with gradient accumulation and uneven last batches).
             if num_items_in_batch is not None:
@@ -191,7 +207,7 @@ class DistillationTrainer(Trainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self._term_steps and "loss" in logs:
             for name, total in self._term_sums.items():
-                logs[f"loss/{name}"] = round((total / self._term_steps).item(), 6)
+                logs[f"loss/{name}"] = round((total / self._term_steps[name]).item(), 6)
             self._term_sums.clear()
-            self._term_steps = 0
+            self._term_steps.clear()
         super().log(logs, start_time)

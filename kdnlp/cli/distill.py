@@ -14,6 +14,8 @@ def distill(
     recipe: Annotated[Optional[str], typer.Option("--recipe", "-r", help="Recipe name (kdnlp recipes list) or path to a YAML recipe.")] = None,
     teacher: Annotated[Optional[str], typer.Option("--teacher", help="Teacher: a classifier fine-tuned on the task (model or run folder, or Hub id).")] = None,
     task: Annotated[Optional[str], typer.Option("--task", "-t", help="GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, mnli-mm, qnli, rte, wnli) or seq2seq task (translation, summarization).")] = None,
+    tasks: Annotated[Optional[str], typer.Option("--tasks", help="Multi-task distillation: GLUE tasks learned by one student with a shared encoder, comma-separated (sst2,mrpc,rte); each needs --teachers.")] = None,
+    teachers: Annotated[Optional[list[str]], typer.Option("--teachers", help="With --tasks: a task's teacher ensemble, TASK=FOLDER[,FOLDER...] (classifiers fine-tuned on it, e.g. by finetune --seeds). Repeatable.")] = None,
     from_: Annotated[Optional[Path], typer.Option("--from", help="Rerun this run folder (its settings.json: resolved recipe, task, models, data, subsets); other options given replace its values, --set changes its recipe.")] = None,
     student: Annotated[Optional[str], typer.Option("--student", help="Student to train; default: built from the teacher's layers as the recipe says.")] = None,
     data_dir: o.DataDir = None,
@@ -42,6 +44,7 @@ def distill(
     from kdnlp.errors import KdnlpError
 
     overrides = [*(set_ or []), *o.precision(bf16, fp16), *o.report_to(report_to)]
+    task, teacher = o.multitask(task, tasks, teacher, teachers)
     if from_ is None and (recipe is None or task is None):
         raise KdnlpError(f"pass --{'recipe' if recipe is None else 'task'} (or --from RUN_DIR to rerun a run)")
     if control and seeds is None:

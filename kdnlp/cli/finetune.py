@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -25,12 +25,18 @@ def finetune(
     fp16: o.Fp16 = False,
     num_processes: o.NumProcesses = 1,
     report_to: o.ReportTo = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds (1,2): one fine-tuning per seed, each in OUTPUT_DIR/seed-<n>/ (a teacher ensemble in one command).")] = None,
 ) -> None:
     """Fine-tune a model on a task (to make a teacher; a seq2seq folder with only a config trains from scratch). Writes a Hugging Face model folder in OUTPUT_DIR/model."""
     overrides = [*(set_ or []), *o.precision(bf16, fp16), *o.report_to(report_to)]
     o.relaunch(num_processes)
     from kdnlp.distill import finetune as run
 
-    result = run(model, task, output_dir, data_dir=data_dir, overrides=overrides, overwrite=overwrite,
-                 max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, resume=resume, **o.task_options(source, target, num_beams, max_new_tokens))
-    typer.echo(result["summary"])
+    options = dict(data_dir=data_dir, overwrite=overwrite, max_train_samples=max_train_samples,
+                   max_eval_samples=max_eval_samples, resume=resume, **o.task_options(source, target, num_beams, max_new_tokens))
+    if seeds is None:
+        typer.echo(run(model, task, output_dir, overrides=overrides, **options)["summary"])
+        return
+    for seed in o.seed_list(seeds):
+        result = run(model, task, output_dir / f"seed-{seed}", overrides=[*overrides, f"training.seed={seed}"], **options)
+        typer.echo(f"seed {seed}: {result['summary']}")

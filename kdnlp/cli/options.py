@@ -70,3 +70,29 @@ def task_options(source: str | None, target: str | None, num_beams: int | None, 
     """The seq2seq options given, for kdnlp.problems.get_problem (a GLUE task refuses any of them)."""
     given = {"source": source, "target": target, "num_beams": num_beams, "max_new_tokens": max_new_tokens}
     return {k: v for k, v in given.items() if v is not None}
+
+
+def multitask(task: str | None, tasks: str | None, teacher: str | None, teachers: list[str] | None):
+    """The task and teacher that --tasks and --teachers stand for (kdnlp.problems.multitask), or the given ones."""
+    from kdnlp.problems.multitask import PREFIX
+
+    if tasks is None:
+        if teachers:
+            raise KdnlpError("--teachers gives the ensembles of a multi-task run: pass --tasks too (or --teacher for one task)")
+        return task, teacher
+    if task is not None or teacher is not None:
+        raise KdnlpError(f"--tasks and --teachers replace --{'task' if task is not None else 'teacher'}: give one or the other")
+    if not teachers:
+        raise KdnlpError("--tasks needs the teachers of each task: --teachers TASK=FOLDER[,FOLDER...]")
+    return PREFIX + tasks, ";".join(teachers)
+
+
+def seed_list(text: str) -> list[int]:
+    """`1,2,3` -> [1, 2, 3]: distinct integers."""
+    try:
+        seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise KdnlpError(f"bad value '{text}' for --seeds: give comma-separated integers, e.g. 1,2") from None
+    if len(set(seeds)) != len(seeds):
+        raise KdnlpError(f"bad value '{text}' for --seeds: a seed is given twice")
+    return seeds

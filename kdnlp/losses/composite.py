@@ -35,6 +35,17 @@ class CompositeLoss(nn.Module):
         total = sum(self.weights[name] * value for name, value in values.items())
         return total, {name: v.detach() for name, v in values.items()}
 
+    @classmethod
+    def build(cls, terms: list, ctx) -> "CompositeLoss":
+        """The loss of a stage's terms (kdnlp.recipe.LossTerm), each built for the models `ctx` describes."""
+        from kdnlp.losses.base import LOSSES
+
+        built = {}
+        for term in terms:
+            loss = LOSSES.get(term.loss)
+            built[term.name] = (term.weight, loss(loss.Config(**term.params), ctx))
+        return cls(built)
+
     def formula(self) -> str:
         return " + ".join(f"{self.weights[n]:g} * {t.describe()}" for n, t in self.terms.items())
 

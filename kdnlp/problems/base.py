@@ -2,7 +2,9 @@
 
 A problem owns everything that differs between kinds of task (GLUE classification or regression, seq2seq):
 reading and encoding splits, the collator, the model class and the checks on a teacher, the kind of outputs
-the losses compare, evaluation (metrics and speed), and the one-line summary of a result. The runner
+the losses compare, evaluation (metrics and speed), and the one-line summary of a result; where a kind of task
+needs it (several tasks, kdnlp.problems.multitask), also how the student and the loss are built, which rows make
+each training batch and what the run folder holds beside the student. The runner
 (kdnlp.distill), the trainer, `kdnlp eval` and the benchmarks use only this interface, so they never ask which
 kind of task they run.
 """
@@ -57,6 +59,14 @@ class Problem:
     def collator(self, tokenizer, model=None) -> Callable:
         raise NotImplementedError
 
+    def configure(self, rec) -> None:
+        """Reads what the recipe says for this kind of task alone (multi-task: its `multitask` section)."""
+
+    def train_batches(self, ds: "datasets.Dataset", batch_size: int, seed: int):
+        """A batch sampler fixing which rows of the encoded training set `ds` make each mini-batch (multi-task:
+        one task per batch); None lets the Trainer shuffle them."""
+        return None
+
     def train_set(self, ds: "datasets.Dataset", targets: str, teacher: str | None, settings: Any) -> "datasets.Dataset":
         """The training examples of a stage: the gold ones, or (seq2seq) with the teacher's outputs as targets."""
         if targets != "gold":
@@ -70,6 +80,26 @@ class Problem:
     def load_model(self, name: str, require_head: bool, **kwargs):
         """The model to train or distill from: with `require_head`, one already trained for this task."""
         raise NotImplementedError
+
+    def teacher_folder(self, name: str) -> str:
+        """The model folder whose tokenizer the teacher `name` reads text with."""
+        return name
+
+    def build_student(self, teacher, spec) -> tuple[Any, list[int]]:
+        """The student a recipe's `student` section makes from the loaded teacher, and the teacher layers it keeps."""
+        from kdnlp.students import build_student
+
+        return build_student(teacher, spec)
+
+    def build_loss(self, terms: list, ctx):
+        """A stage's loss from its recipe terms (kdnlp.recipe.LossTerm) and what they compare (LossContext)."""
+        from kdnlp.losses import CompositeLoss
+
+        return CompositeLoss.build(terms, ctx)
+
+    def export(self, model, tokenizer, folder) -> None:
+        """Writes what a finished run folder `folder` holds beside the student's `model/` (multi-task: each task's
+        classifier)."""
 
     # ---- evaluation ----
     def compute_metrics(self) -> Callable | None:

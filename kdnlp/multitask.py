@@ -1,0 +1,223 @@
+"""The models, loss and batch order of multi-task distillation (kdnlp.problems.multitask).
+
+Every row carries its task's index (`task_ids`); a model emits one row of numbers per example whose first
+`labels` entries are its task's scores. Batches may mix tasks (evaluation, the teacher cache) although training
+batches come from one task each (`TaskBatches`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import BertConfig, BertForSequenceClassification, BertModel, BertPreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from kdnlp.errors import KdnlpError
+from kdnlp.losses.composite import CompositeLoss
+from kdnlp.problems.multitask import TASK
+
+
+class MultiTaskModel(BertPreTrainedModel):
+    """One BERT encoder (pooler included) shared by all tasks, and one linear head per task on its pooled output,
+    as BertForSequenceClassification has one: `export` gives each task's part as such a classifier. The config is
+    the encoder's with `tasks` (task names in task-index order) and `task_labels` ({task: label names}; a JSON
+    object, whose keys config.json sorts)."""
+
+    config_class = BertConfig
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.tasks = list(config.tasks)
+        self.bert = BertModel(config)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleDict({t: nn.Linear(config.hidden_size, len(config.task_labels[t])) for t in self.tasks})
+        self.width = max(len(n) for n in config.task_labels.values())
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, task_ids=None, **kwargs):
+        out = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, return_dict=True,
+                        **kwargs)
+        pooled = self.dropout(out.pooler_output)
+        logits = pooled.new_zeros(len(pooled), self.width)
+        for i, task in enumerate(self.tasks):
+            rows = task_ids == i
+            if rows.any():
+                scores = self.heads[task](pooled[rows])
+                logits[rows, : scores.shape[-1]] = scores.to(logits.dtype)
+        return SequenceClassifierOutput(logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
+
+    def export(self, task: str) -> BertForSequenceClassification:
+        """Task `task` alone: a plain classifier holding the shared encoder and the task's head."""
+        labels = self.config.task_labels[task]
+        config = BertConfig.from_dict({k: v for k, v in self.config.to_dict().items() if k not in ("tasks", "task_labels")})
+        config.num_labels = len(labels)
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {n: i for i, n in enumerate(labels)}
+        config.problem_type = "regression" if len(labels) == 1 else "single_label_classification"
+        config.architectures = ["BertForSequenceClassification"]
+        model = BertForSequenceClassification(config).to(self.dtype)
+        model.bert.load_state_dict(self.bert.state_dict())
+        model.classifier.load_state_dict(self.heads[task].state_dict())
+        return model.eval()
+
+    @classmethod
+    def from_student(cls, student: BertForSequenceClassification, heads: dict[str, nn.Linear]) -> "MultiTaskModel":
+        """A multi-task model with `student`'s encoder and the given heads (copied), one per task."""
+        if not isinstance(student, BertForSequenceClassification):
+            raise KdnlpError(f"multi-task students are BERT models; the teacher is a {type(student).__name__}")
+        config = BertConfig.from_dict(student.config.to_dict())
+        config.tasks = list(heads)
+        config.task_labels = {t: [str(h.config.id2label[i]) for i in range(h.config.num_labels)]
+                              for t, h in heads.items()}
+        config.architectures = [cls.__name__]
+        model = cls(config).to(student.dtype)
+        model.bert.load_state_dict(student.bert.state_dict())
+        for t, h in heads.items():
+            model.heads[t].load_state_dict(h.classifier.state_dict())
+        return model
+
+
+class Ensemble(nn.Module):
+    """The teachers of every task as one frozen module: each row gets its task's teachers' logits side by side
+    (teacher j in columns j*width ... j*width + labels), zeros elsewhere, so the cache keeps every distribution."""
+
+    def __init__(self, members: list[list[nn.Module]]):
+        super().__init__()
+        self.members = nn.ModuleList(nn.ModuleList(m) for m in members)
+        self.width = max(m[0].config.num_labels for m in members)
+        self.slots = max(len(m) for m in members)
+        self.config = members[0][0].config  # attention implementation and name, for the teacher cache
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, task_ids=None, **outputs):
+        """`outputs` (output_hidden_states, ...) are ignored: an ensemble gives logits only."""
+        out = torch.zeros(len(input_ids), self.slots * self.width, device=input_ids.device)
+        for i, models in enumerate(self.members):
+            rows = task_ids == i
+            if not rows.any():
+                continue
+            kw = {"attention_mask": attention_mask[rows]}
+            if token_type_ids is not None:
+                kw["token_type_ids"] = token_type_ids[rows]
+            for j, model in enumerate(models):
+                logits = model(input_ids[rows], **kw).logits.float()
+                out[rows, j * self.width : j * self.width + logits.shape[-1]] = logits
+        return SequenceClassifierOutput(logits=out)
+
+
+def soft_targets(teacher_logits: torch.Tensor, teachers: int, width: int, labels: int, combine: str) -> torch.Tensor:
+    """One task's ensemble target from `Ensemble` rows, in logit form: for `probs` the log of the teachers' mean
+    class probabilities (softmax gives that mean back), for `logits` their mean logits; for regression (one
+    label) the mean prediction."""
+    members = teacher_logits[:, : teachers * width].reshape(len(teacher_logits), teachers, width)[..., :labels]
+    if labels == 1 or combine == "logits":
+        return members.float().mean(1)
+    return torch.log(members.float().softmax(-1).mean(1).clamp_min(1e-12))
+
+
+class MultiTaskLoss(nn.Module):
+    """Per task the stage's terms (built for that task's outputs) on that task's rows of a batch: each row's
+    scores cut to its task's labels, the teacher's rows turned into the ensemble's target (`soft_targets`). The
+    total is the mean over rows; terms are reported as `<task>/<term>`. With `anneal`, the target is
+    lam * gold + (1 - lam) * ensemble (classes: one-hot gold and ensemble probabilities), lam = `progress`."""
+
+    def __init__(self, per_task: dict[str, CompositeLoss], teachers: list[int], labels: list[int], width: int,
+                 combine: str, anneal: bool):
+        super().__init__()
+        self.per_task = nn.ModuleDict(per_task)
+        self.teachers, self.labels, self.width = teachers, labels, width
+        self.combine, self.anneal = combine, anneal
+        self.progress = 0.0
+
+    @property
+    def needs(self) -> frozenset[str]:
+        return frozenset().union(*(c.needs for c in self.per_task.values()))
+
+    @property
+    def uses_teacher(self) -> bool:
+        return any(c.uses_teacher for c in self.per_task.values())
+
+    @property
+    def terms(self) -> dict[str, nn.Module]:
+        return {f"{t}/{n}": term for t, c in self.per_task.items() for n, term in c.terms.items()}
+
+    def formula(self) -> str:
+        first = next(iter(self.per_task.values()))
+        mix = f"; target {self.combine}-mean of the teachers" + (", annealed from gold" if self.anneal else "")
+        return f"per task: {first.formula()}{mix}"
+
+    def _target(self, teacher_logits: torch.Tensor, gold: torch.Tensor, i: int) -> torch.Tensor:
+        target = soft_targets(teacher_logits, self.teachers[i], self.width, self.labels[i], self.combine)
+        if not self.anneal:
+            return target
+        lam = min(max(self.progress, 0.0), 1.0)
+        if self.labels[i] == 1:
+            return lam * gold.float().view(-1, 1) + (1 - lam) * target
+        onehot = nn.functional.one_hot(gold.long(), self.labels[i]).float()
+        return torch.log((lam * onehot + (1 - lam) * target.softmax(-1)).clamp_min(1e-12))
+
+    def forward(self, student_out, teacher_out, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        ids = batch[TASK]
+        total = 0.0
+        values: dict[str, torch.Tensor] = {}
+        for i, (task, loss) in enumerate(self.per_task.items()):
+            rows = ids == i
+            if not rows.any():
+                continue
+            part = {k: v[rows] if torch.is_tensor(v) and v.shape[:1] == ids.shape else v for k, v in batch.items()}
+            student = type(student_out)(logits=student_out.logits[rows, : self.labels[i]])
+            teacher = None
+            if teacher_out is not None:
+                teacher = type(teacher_out)(logits=self._target(teacher_out.logits[rows], part["labels"], i))
+            value, terms = loss(student, teacher, part)
+            total = total + value * rows.sum() / len(ids)
+            values.update({f"{task}/{name}": v for name, v in terms.items()})
+        return total, values
+
+
+class TaskBatches(torch.utils.data.Sampler):
+    """Mini-batches of one task each, reshuffled every epoch (`set_epoch`, which the Trainer calls). An epoch has
+    as many batches as the tasks' rows fill; `proportional` shuffles them all together, `temperature` draws each
+    batch's task with probability proportional to |D|^tau, `round_robin` takes the tasks in turn; under the last
+    two a task whose batches run out starts them over, reshuffled."""
+
+    def __init__(self, task_ids, batch_size: int, sampling: str, tau: float, seed: int):
+        ids = np.asarray(task_ids)
+        self.rows = [np.flatnonzero(ids == t) for t in range(int(ids.max()) + 1)]
+        self.rows = [r for r in self.rows if len(r)]
+        self.batch_size, self.sampling, self.tau, self.seed = batch_size, sampling, tau, seed
+        self.epoch = 0
+        self.counts = [math.ceil(len(r) / batch_size) for r in self.rows]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return sum(self.counts)
+
+    def _batches(self, rng, t: int) -> list[list[int]]:
+        order = rng.permutation(self.rows[t])
+        return [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.sampling == "proportional":
+            batches = [b for t in range(len(self.rows)) for b in self._batches(rng, t)]
+            yield from (batches[i] for i in rng.permutation(len(batches)))
+            return
+        if self.sampling == "temperature":
+            p = np.asarray([len(r) for r in self.rows], dtype=float) ** self.tau
+            order = rng.choice(len(self.rows), size=len(self), p=p / p.sum())
+        else:
+            order = np.arange(len(self)) % len(self.rows)
+        queues: list[list[list[int]]] = [[] for _ in self.rows]
+        for t in order:
+            if not queues[t]:
+                queues[t] = self._batches(rng, t)
+            yield queues[t].pop(0)
