@@ -25,8 +25,10 @@ def test_the_recipe_distills_soft_targets_on_text_before_the_task():
 
 
 @pytest.fixture()
-def computed(monkeypatch):
-    """The datasets whose teacher logits were computed (not read from the cache), one per call."""
+def computed(monkeypatch, tmp_path):
+    """The datasets whose teacher logits were computed (not read from the cache), one per call; the cache starts
+    empty (its own folder), so entries other tests made for the same tiny teacher and data are not read back."""
+    monkeypatch.setenv("KDNLP_CACHE", str(tmp_path / "teacher-cache"))
     real, calls = cache.compute, []
 
     def counted(teacher, ds, *args, **kwargs):
