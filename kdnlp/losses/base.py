@@ -50,6 +50,8 @@ class DistillationLoss(nn.Module):
         super().__init__()
         self.config = config
         self.ctx = ctx
+        if self.uses_teacher and self.needs - {"logits"} and ctx.teacher_config is None:
+            raise KdnlpError(f"the {self.name} loss needs a teacher")
 
     def forward(self, student_out: Any, teacher_out: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
@@ -72,8 +74,6 @@ class MappedLoss(DistillationLoss):
 
     def __init__(self, config: Any, ctx: LossContext):
         super().__init__(config, ctx)
-        if ctx.teacher_config is None:
-            raise KdnlpError(f"the {self.name} loss needs a teacher")
         self.pairs = layer_map(config.layers, num_layers(ctx.student_config), num_layers(ctx.teacher_config))
         if not self.pairs:
             raise KdnlpError(f"layer map '{config.layers}' maps no layers for a 1-layer student; use uniform or a list")

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from kdnlp.errors import KdnlpError
 from kdnlp.layers import hidden_index, num_layers
 from kdnlp.losses.base import LOSSES, DistillationLoss
 from kdnlp.losses.tinybert import masked_mse
@@ -59,8 +58,6 @@ class FitNetsLoss(DistillationLoss):
 
     def __init__(self, config, ctx):
         super().__init__(config, ctx)
-        if ctx.teacher_config is None:
-            raise KdnlpError("the fitnets loss needs a teacher")
         m, n = num_layers(ctx.student_config), num_layers(ctx.teacher_config)
         self.student_layer = hidden_index(middle(m) if config.student_layer is None else config.student_layer, m,
                                           "fitnets.student_layer")

@@ -82,8 +82,6 @@ class MiniLMLoss(DistillationLoss):
 
     def __init__(self, config, ctx):
         super().__init__(config, ctx)
-        if ctx.teacher_config is None:
-            raise KdnlpError("the minilm loss needs a teacher")
         config.validate("minilm")
         s, t = ctx.student_config, ctx.teacher_config
         depth = num_layers(t)

@@ -100,8 +100,6 @@ class RKDLoss(DistillationLoss):
 
     def __init__(self, config, ctx):
         super().__init__(config, ctx)
-        if ctx.teacher_config is None:
-            raise KdnlpError("the rkd loss needs a teacher")
         self.student_layer = hidden_index(config.student_layer, num_layers(ctx.student_config), "rkd.student_layer")
         self.teacher_layer = hidden_index(config.teacher_layer, num_layers(ctx.teacher_config), "rkd.teacher_layer")
 

@@ -31,7 +31,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdnlp.errors import KdnlpError
 from kdnlp.losses.base import LOSSES, DistillationLoss, MappedLoss
 from kdnlp.losses.hinton import HintonConfig, item_mask, kl_at_temperature
 
@@ -76,8 +75,6 @@ class EmbeddingLoss(DistillationLoss):
 
     def __init__(self, config, ctx):
         super().__init__(config, ctx)
-        if ctx.teacher_config is None:
-            raise KdnlpError("the tinybert_embedding loss needs a teacher")
         self.proj = projection(ctx.student_config.hidden_size, ctx.teacher_config.hidden_size)
 
     def forward(self, student_out, teacher_out, batch):
