@@ -7,28 +7,32 @@
 # sampling). Each run's metrics.json holds the student's, the ensemble's (ensemble/...) and each teacher's
 # (teacher1/..., teacher2/...) dev metrics per task, and their averages; `kdnlp glue` tabulates the students.
 # Usage: experiments/mtdnn.sh [DATA_DIR] [OUT]
+# Budget from the environment: SAMPLES (train examples per task, default 8000), TEACHER_EPOCHS (default 3, as
+# recipes/finetune.yaml), EPOCHS (the students', default 3, as recipes/mtdnn.yaml); length 128 throughout.
 set -euo pipefail
 DATA=${1:-../shared/data}
 OUT=${2:-runs/mtdnn}
+SAMPLES=${SAMPLES:-8000}
 export HF_HUB_OFFLINE=1
 K=".venv/bin/kdnlp"
 TASKS=(sst2 mrpc rte cola stsb)
-COMMON=(--data-dir "$DATA/glue" --max-train-samples 8000 --set training.logging_steps=50 --set training.save_strategy=no)
+COMMON=(--data-dir "$DATA/glue" --max-train-samples "$SAMPLES" --set training.logging_steps=50 --set training.save_strategy=no)
 TEACHERS=()
 for t in "${TASKS[@]}"; do
   [ -d "$OUT/teachers/$t/seed-1" ] && [ -d "$OUT/teachers/$t/seed-2" ] || \
-    $K finetune --model minilm-l6 --task "$t" --seeds 1,2 "${COMMON[@]}" -o "$OUT/teachers/$t" --overwrite
+    $K finetune --model minilm-l6 --task "$t" --seeds 1,2 "${COMMON[@]}" \
+      --set training.num_train_epochs="${TEACHER_EPOCHS:-3}" -o "$OUT/teachers/$t" --overwrite
   TEACHERS+=(--teachers "$t=$OUT/teachers/$t/seed-1,$OUT/teachers/$t/seed-2")
 done
 # (a) single-task students, one per ensemble
 for i in "${!TASKS[@]}"; do
   t=${TASKS[$i]}
   [ -d "$OUT/single/$t" ] || $K distill --recipe mtdnn --tasks "$t" "${TEACHERS[@]:$((2 * i)):2}" "${COMMON[@]}" \
-    -o "$OUT/single/$t"
+    --set training.num_train_epochs="${EPOCHS:-3}" -o "$OUT/single/$t"
 done
 # (b) one multi-task student from all five ensembles
 [ -d "$OUT/multi" ] || $K distill --recipe mtdnn --tasks "$(IFS=,; echo "${TASKS[*]}")" "${TEACHERS[@]}" "${COMMON[@]}" \
-  -o "$OUT/multi"
+  --set training.num_train_epochs="${EPOCHS:-3}" -o "$OUT/multi"
 for t in "${TASKS[@]}"; do
   $K glue --model "$OUT/single/$t" --tasks "$t" --data-dir "$DATA/glue" -o "$OUT/glue/single-$t" --overwrite
 done
