@@ -35,11 +35,22 @@ def hub_api(token: str | None):
     return HfApi(token=token)
 
 
-def student_files(run_dir: Path) -> list[Path]:
-    """The files of the run's student that are uploaded (see STUDENT_FILES)."""
-    model = run_dir / "model"
+def published(run_dir: Path, task: str | None = None):
+    """The run's model that is uploaded (kdnlp.problems.base.Published), as the run's kind of task says."""
+    from kdnlp.problems import get_problem
+
+    run = _read_json(run_dir / "run.json")
+    if not run or not (run_dir / "recipe.yaml").is_file():
+        raise KdnlpError(f"'{run_dir}' is not a finished kdnlp run folder (no run.json or recipe.yaml in it)")
+    metrics = _read_json(run_dir / "metrics.json")
+    return get_problem(run.get("task") or metrics.get("task", "")).published(run, metrics.get("metrics", {}), task)
+
+
+def student_files(run_dir: Path, folder: Path = Path("model")) -> list[Path]:
+    """The files of the run's model in `folder` that are uploaded (see STUDENT_FILES)."""
+    model = run_dir / folder
     if not (model / "config.json").is_file():
-        raise KdnlpError(f"'{run_dir}' is not a finished kdnlp run folder (no model/config.json in it)")
+        raise KdnlpError(f"'{run_dir}' is not a finished kdnlp run folder (no {folder}/config.json in it)")
     files = sorted(p for p in model.iterdir() if p.is_file() and any(fnmatch(p.name, pat) for pat in STUDENT_FILES))
     if not any(p.suffix == ".safetensors" for p in files):
         raise KdnlpError(f"'{model}' holds no .safetensors weights; only safetensors are uploaded")
@@ -141,24 +152,24 @@ def _speed_lines(speed: dict[str, Any] | None) -> list[str]:
 
 
 def model_card(run_dir: str | Path, repo_id: str, license: str | None = None, base_model: str | None = None,
-               speed: dict[str, Any] | None = None):
+               speed: dict[str, Any] | None = None, task: str | None = None):
     """The `huggingface_hub.ModelCard` of a run: metadata (license, tags, datasets, base model, model-index with the
     dev metrics) and a body saying what was distilled from what, how, at what size and speed, and with what result.
-    `speed`: {"source": how it was measured, "student": {...}, "teacher": {...}} with `latency_ms_b1` and
+    `task`: the task whose model a multi-task run publishes. `speed`: {"source": how it was measured, "student": {...}, "teacher": {...}} with `latency_ms_b1` and
     `throughput_b32` (see `speed_from_eval` and `measure_speed`)."""
     from huggingface_hub import ModelCard, ModelCardData
 
     run_dir = Path(run_dir)
-    if not (run_dir / "run.json").is_file() or not (run_dir / "recipe.yaml").is_file():
-        raise KdnlpError(f"'{run_dir}' is not a finished kdnlp run folder (no run.json or recipe.yaml in it)")
+    part = published(run_dir, task)
     run, metrics = _read_json(run_dir / "run.json"), _read_json(run_dir / "metrics.json")
     settings = _read_json(run_dir / "settings.json")
     recipe = settings.get("recipe") or yaml.safe_load((run_dir / "recipe.yaml").read_text())
-    task, teacher = run.get("task") or metrics.get("task", ""), run.get("teacher")
-    found_base, found_license = _origin(teacher or run.get("student"))
+    task, teacher = part.task, part.teacher
+    first = teacher.split(",")[0] if teacher else None  # an ensemble's first teacher names where they come from
+    found_base, found_license = _origin(first or run.get("student"))
     base_model = base_model or found_base
     license = license or found_license or DEFAULT_LICENSE
-    scores = metrics.get("metrics", {})
+    scores = part.metrics
     data_dir = settings.get("data_dir")
     datasets = [glue.HUB_DATASET] if task in glue.TASKS else []
     data = ModelCardData(
@@ -167,12 +178,17 @@ def model_card(run_dir: str | Path, repo_id: str, license: str | None = None, ba
         model_name=repo_id.split("/")[-1],
         eval_results=_eval_results(task, scores, data_dir) or None,
     )
-    teacher_scores = _read_json(Path(teacher) / "metrics.json").get("metrics", {}) if teacher else {}
+    if part.reference is not None:
+        teacher_scores, reference = part.reference, "teachers' ensemble"
+    else:
+        teacher_scores = _read_json(Path(first) / "metrics.json").get("metrics", {}) if first else {}
+        reference = "teacher"
     params = run.get("params", {})
     body = [f"# {repo_id.split('/')[-1]}", "",
             f"A student distilled with kdnlp by the recipe **{recipe.get('name')}** "
             f"({recipe.get('description', '')}) on **{task}**.", "", "## Distillation", "",
-            f"- Teacher: `{teacher}`" + (f" (from `{base_model}`)" if base_model and base_model != teacher else ""),
+            (f"- Teachers (an ensemble): {', '.join(f'`{t}`' for t in teacher.split(','))}" if teacher and "," in teacher
+             else f"- Teacher: `{teacher}`") + (f" (from `{base_model}`)" if base_model and base_model != teacher else ""),
             "- Student: " + (f"`{run['student']}`" if run.get("student") else
                               f"built from the teacher's layers {run.get('student_layers')} "
                               f"({(recipe.get('student') or {}).get('init', 'copy')})"),
@@ -182,7 +198,7 @@ def model_card(run_dir: str | Path, repo_id: str, license: str | None = None, ba
     if temps:
         body.append(f"- Temperature{'s' if len(temps) > 1 else ''}: {', '.join(f'{t:g}' for t in temps)}")
     body += ["", "## Results", "", f"Dev metrics ({metrics.get('examples', '?')} examples):", "",
-             "| metric | student | teacher | % of teacher |", "|---|---|---|---|"]
+             f"| metric | student | {reference} | % of {reference} |", "|---|---|---|---|"]
     for m, v in _scores(scores).items():
         t = teacher_scores.get(m)
         pct = f"{100 * v / t:.1f}%" if isinstance(t, (int, float)) and t else "n/a"
@@ -209,13 +225,15 @@ def _data_line(task: str, settings: dict[str, Any], run: dict[str, Any], recipe:
     return line
 
 
-def speed_from_eval(path: str | Path, run_dir: str | Path) -> dict[str, Any]:
-    """The speed rows of a `kdnlp eval --speed --json-out` file: the run's own row and the first (the reference)."""
+def speed_from_eval(path: str | Path, run_dir: str | Path, task: str | None = None) -> dict[str, Any]:
+    """The speed rows of a `kdnlp eval --speed --json-out` file: the published model's row and the first (the
+    reference)."""
     result = json.loads(Path(path).read_text())
     rows = result.get("models", [])
     if not rows or "latency_ms_b1" not in rows[0]:
         raise KdnlpError(f"'{path}' holds no speed (write it with kdnlp eval ... --speed --json-out)")
-    own = [r for r in rows if Path(r["model"]).resolve() in (Path(run_dir).resolve(), (Path(run_dir) / "model").resolve())]
+    folder = Path(run_dir) / published(Path(run_dir), task).folder
+    own = [r for r in rows if Path(r["model"]).resolve() in (folder.parent.resolve(), folder.resolve())]
     if not own:
         raise KdnlpError(f"'{path}' has no row for '{run_dir}'; its models: {', '.join(r['model'] for r in rows)}")
     keep = ("latency_ms_b1", "throughput_b32")
@@ -223,13 +241,14 @@ def speed_from_eval(path: str | Path, run_dir: str | Path) -> dict[str, Any]:
             "teacher": {k: rows[0][k] for k in keep}, "student": {k: own[0][k] for k in keep}}
 
 
-def measure_speed(run_dir: str | Path, data_dir: str | None, samples: int = 256) -> dict[str, Any]:
-    """Latency and throughput of the teacher and the student measured now, on the first dev examples of the task."""
+def measure_speed(run_dir: str | Path, data_dir: str | None, samples: int = 256, task: str | None = None) -> dict[str, Any]:
+    """Latency and throughput of the (first) teacher and the published model measured now, on the first dev examples
+    of the task."""
     from kdnlp.evaluation import evaluate_models
 
-    run = _read_json(Path(run_dir) / "run.json")
-    names = [n for n in (run.get("teacher"), str(run_dir)) if n]
-    result = evaluate_models(names, run["task"], data_dir=data_dir, max_samples=samples, speed=True)
+    part = published(Path(run_dir), task)
+    names = [n for n in (part.teacher and part.teacher.split(",")[0], str(Path(run_dir) / part.folder)) if n]
+    result = evaluate_models(names, part.task, data_dir=data_dir, max_samples=samples, speed=True)
     keep = ("latency_ms_b1", "throughput_b32")
     rows = {"student": {k: result["models"][-1][k] for k in keep}}
     if len(names) == 2:
@@ -247,15 +266,17 @@ def push_run(
     base_model: str | None = None,
     speed: dict[str, Any] | None = None,
     api_factory: Callable[[str | None], Any] | None = None,
+    task: str | None = None,
 ) -> dict[str, Any]:
-    """Uploads the run's student (STUDENT_FILES) and its card (`model_card`) to `repo_id`; returns what was (with
+    """Uploads the run's student (STUDENT_FILES; of a multi-task run, `task`'s model) and its card (`model_card`)
+    to `repo_id`; returns what was (with
     `dry_run`: would be) uploaded. The repository is created private unless `private` is False; `revision` is a
     branch, created if needed. Any failure of the Hub client is one KdnlpError; the run folder is never written."""
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise KdnlpError(f"bad repo id '{repo_id}': give it as user/name (or org/name)")
     run_dir = Path(run_dir)
-    files = student_files(run_dir)
-    card = model_card(run_dir, repo_id, license, base_model, speed)
+    files = student_files(run_dir, published(run_dir, task).folder)
+    card = model_card(run_dir, repo_id, license, base_model, speed, task)
     listing = [f.name for f in files] + ["README.md"]
     result = {"repo_id": repo_id, "private": private, "revision": revision, "files": listing, "card": str(card)}
     if dry_run:

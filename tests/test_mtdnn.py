@@ -210,6 +210,26 @@ def test_the_whole_model_reloads_with_its_predictions(run, tokenizer, tmp_path):
                                         "stsb": ["LABEL_0"]}
 
 
+def test_push_publishes_one_task_with_its_ensemble(run, teachers):
+    from huggingface_hub import ModelCard
+
+    from kdnlp import hub
+
+    metrics = json.loads((run / "metrics.json").read_text())["metrics"]
+    result = hub.push_run(run, "me/mt-mrpc", dry_run=True, task="MRPC")
+    shipped = {p.name for p in (run / "tasks" / "mrpc" / "model").iterdir()}
+    assert set(result["files"]) - {"README.md"} <= shipped and "model.safetensors" in result["files"]
+    card = ModelCard(result["card"])
+    assert card.data.eval_results[0].dataset_config == "mrpc"
+    row = next(line for line in card.text.splitlines() if line.startswith("| f1 |"))
+    assert f"{metrics['mrpc/f1']:.4f}" in row and f"{metrics['ensemble/mrpc/f1']:.4f}" in row
+    assert f"`{teachers['mrpc'][0]}`" in card.text and teachers["sst2"][0] not in card.text
+    with pytest.raises(KdnlpError, match="several tasks; pass --task, one of sst2, mrpc, stsb"):
+        hub.push_run(run, "me/mt", dry_run=True)
+    with pytest.raises(KdnlpError, match="bad task 'rte' for --task: this run learned sst2, mrpc, stsb"):
+        hub.push_run(run, "me/mt", dry_run=True, task="rte")
+
+
 def test_an_interrupted_multitask_run_resumes(tmp_path, data, teachers, monkeypatch):
     from transformers import TrainerCallback
 

@@ -172,6 +172,8 @@ def test_dry_run_touches_no_network(run):
     assert result["files"] == [*STUDENT, "README.md"] and result["private"] is True
     with pytest.raises(KdnlpError, match="bad repo id 'tiny'"):
         hub.push_run(run, "tiny", dry_run=True)
+    with pytest.raises(KdnlpError, match="--task is for multi-task runs; this run learned only sst2"):
+        hub.push_run(run, "me/tiny", dry_run=True, task="sst2")
     with pytest.raises(KdnlpError, match="not a finished kdnlp run folder"):
         hub.push_run(run / "stages", "me/tiny", dry_run=True)
 

@@ -19,17 +19,18 @@ def push(
     eval_json: Annotated[Optional[Path], typer.Option("--eval-json", help="Speed for the card from this file of kdnlp eval TEACHER RUN_DIR --speed --json-out.")] = None,
     measure_speed: Annotated[bool, typer.Option("--measure-speed", help="Measure teacher and student speed now for the card (needs the task's dev data).")] = False,
     data_dir: o.DataDir = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="Of a multi-task run, the task whose model to push (tasks/TASK/model).")] = None,
 ) -> None:
     """Upload a run's student (safetensors, config, tokenizer) with a generated distillation model card to the Hugging Face Hub."""
     from kdnlp import hub
 
     speed = None
     if eval_json is not None:
-        speed = hub.speed_from_eval(eval_json, run_dir)
+        speed = hub.speed_from_eval(eval_json, run_dir, task)
     elif measure_speed:
-        speed = hub.measure_speed(run_dir, data_dir)
+        speed = hub.measure_speed(run_dir, data_dir, task=task)
     result = hub.push_run(run_dir, repo_id, private=not public, revision=revision, dry_run=dry_run, license=license,
-                          base_model=base_model, speed=speed)
+                          base_model=base_model, speed=speed, task=task)
     if dry_run:
         visibility = "private" if result["private"] else "public"
         typer.echo(f"would push to {repo_id} ({visibility}, revision {revision or 'main'}):")

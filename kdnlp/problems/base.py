@@ -10,6 +10,8 @@ kind of task they run.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 
 from kdnlp.errors import KdnlpError
@@ -23,6 +25,19 @@ TEACHER_PREFIX = "teacher_"
 #: What a model's `logits` hold: one row of class scores per example, one score per example, or one row of
 #: vocabulary scores per target token (the losses mask those to real target tokens).
 Outputs = Literal["classes", "scalar", "tokens"]
+
+
+@dataclass
+class Published:
+    """A model of a finished run as `kdnlp push` uploads it: its folder (relative to the run's), the task it
+    answers, its teacher(s) as the run names them, its dev metrics, and the metrics to compare them with when
+    the run holds them itself (else the teacher folder's own metrics.json is read)."""
+
+    folder: Path
+    task: str
+    teacher: str | None
+    metrics: dict[str, float]
+    reference: dict[str, float] | None = None
 
 
 class Problem:
@@ -100,6 +115,13 @@ class Problem:
     def export(self, model, tokenizer, folder) -> None:
         """Writes what a finished run folder `folder` holds beside the student's `model/` (multi-task: each task's
         classifier)."""
+
+    def published(self, run: dict[str, Any], metrics: dict[str, float], task: str | None) -> "Published":
+        """What `kdnlp push` uploads from a finished run of this problem: the run's student, or with `task` the
+        part of it that answers `task` (only a multi-task run has parts)."""
+        if task is not None:
+            raise KdnlpError(f"--task is for multi-task runs; this run learned only {self.name}")
+        return Published(Path("model"), run.get("task", self.name), run.get("teacher"), metrics)
 
     # ---- evaluation ----
     def compute_metrics(self) -> Callable | None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from kdnlp.data import glue
 from kdnlp.errors import KdnlpError
-from kdnlp.problems.base import Problem
+from kdnlp.problems.base import Problem, Published
 
 if TYPE_CHECKING:
     import datasets
@@ -214,6 +215,23 @@ class MultiTaskProblem(Problem):
             path = folder / "tasks" / task.name / "model"
             model.export(task.name).save_pretrained(path)
             tokenizer.save_pretrained(path)
+
+    def published(self, run, metrics, task):
+        """With `task`, that task's export (`tasks/<task>/model`), its teachers and its metrics beside its
+        ensemble's; the multi-task model itself loads only with kdnlp, so it is not published."""
+        names = [t.name for t in self.tasks]
+        if task is None:
+            raise KdnlpError(f"this run learned several tasks; pass --task, one of {', '.join(names)}")
+        name = glue.get_task(task).name
+        if name not in names:
+            raise KdnlpError(f"bad task '{task}' for --task: this run learned {', '.join(names)}")
+        teachers = parse_teachers(run["teacher"], names)[name] if run.get("teacher") else []
+
+        def part(prefix):
+            return {k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)}
+
+        return Published(Path("tasks") / name / "model", name, ",".join(teachers) or None, part(f"{name}/"),
+                         part(f"ensemble/{name}/") or None)
 
     # ---- evaluation ----
     def _task_scores(self, i: int, logits, labels) -> dict[str, float]:
