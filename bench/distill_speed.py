@@ -108,7 +108,11 @@ def run_mode(args) -> dict:
     out = tempfile.mkdtemp(prefix="kdnlp-bench-")
     result: dict = {"mode": args.mode, "examples": len(train), "epochs": args.epochs,
                     "threads": torch.get_num_threads()}
-    trainer = None
+    trainer = loss = None
+    if not args.mode.startswith(("plain", "teacher")):  # the kdnlp loss the mode trains with, or reproduces
+        ctx = LossContext(problem.num_labels, student.config, teacher.config, problem.outputs)
+        loss = problem.build_loss(stage_of(args.mode, args).losses, ctx)
+        result["loss"] = loss.formula()
     if args.mode.startswith("plain"):
         trainer = Trainer(model=student, args=training_args(args, out), train_dataset=train, data_collator=collator,
                           processing_class=tokenizer)
@@ -128,17 +132,10 @@ def run_mode(args) -> dict:
         else:
             import peers
 
-            ctx = LossContext(problem.num_labels, student.config, teacher.config, problem.outputs)
-            loss = problem.build_loss(stage_of(args.mode, args).losses, ctx)
-            result["loss"] = loss.formula()  # the kdnlp loss it reproduces
             optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(base.args, student)  # the Trainer's
             result.update(peers.textbrewer_train(args.mode, loss, teacher, student, loader, args.epochs,
                                                  optimizer_cls(student.parameters(), **kwargs), out))
     else:
-        stage = stage_of(args.mode, args)
-        ctx = LossContext(problem.num_labels, student.config, teacher.config, problem.outputs)
-        loss = problem.build_loss(stage.losses, ctx)
-        result["loss"] = loss.formula()
         extra = {"bf16": True} if args.mode == "hinton-bf16" else {}
         start = time.perf_counter()
         trainer = DistillationTrainer(model=student, args=training_args(args, out, **extra), loss=loss,
@@ -183,7 +180,7 @@ def measure(argv: list[str], modes: list[str], repeats: int) -> dict[str, list[d
 def summary(runs: dict[str, list[dict]]) -> dict[str, dict]:
     """Per mode: the median and range of s/epoch and samples/s over the repeats, the largest peak RSS, the dev
     accuracy of each run, and the ratios of its median samples/s to the floor's (`plain`) and to its TextBrewer
-    peers' (with the cache build counted too, for a mode that builds one)."""
+    peers' (and, for a mode that builds a cache, of its rate with the build counted)."""
     rows = {}
     for mode, rs in runs.items():
         per_epoch = [r["seconds"] / r["epochs"] for r in rs]
@@ -201,15 +198,16 @@ def summary(runs: dict[str, list[dict]]) -> dict[str, dict]:
     for mode, row in rows.items():
         refs = [r for r in ("plain", *PEERS.get(mode, ())) if r in rows]
         for key in ("samples_per_second", "samples_per_second_with_build"):
-            if key in row:
+            if key in row:  # with the build counted, against a peer's rate with its own build counted too
                 row["x" + key.removeprefix("samples_per_second")] = {
-                    r: row[key] / rows[r]["samples_per_second"] for r in refs}
+                    r: row[key] / rows[r].get(key, rows[r]["samples_per_second"]) for r in refs}
     return rows
 
 
 def table(rows: dict[str, dict]) -> str:
     def ratios(x: dict, peers: bool) -> str:
-        shown = [f"{v:.2f} ({r.removeprefix('textbrewer-')})" for r, v in x.items() if (r != "plain") == peers]
+        shown = [f"{v:.2f}" + (f" ({r.removeprefix('textbrewer-')})" if peers else "")
+                 for r, v in x.items() if (r != "plain") == peers]
         return " / ".join(shown) or "-"
 
     lines = ["| mode | s/epoch (median) | range | samples/s | x floor | x TextBrewer | peak RSS MiB | dev accuracy |",
