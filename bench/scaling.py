@@ -45,7 +45,7 @@ def run(args) -> None:
 
 def plot(data: dict, png: Path) -> None:
     """Four panels: s/epoch and peak RSS against examples (at the base length) and against length (at the base
-    size), one line per mode; the range over repeats as error bars."""
+    size), one line per mode (and one with its cache build added); the range over repeats as error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,14 +57,17 @@ def plot(data: dict, png: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), dpi=100)
     for col, (x, fixed, value, label, where) in enumerate(sweeps):
         pts = sorted((p for p in data["points"] if p[fixed] == value), key=lambda p: p[x])
-        for mode in a["modes"]:
+        for i, mode in enumerate(a["modes"]):
             xs = [p[x] for p in pts]
             rows = [p["summary"][mode] for p in pts]
             mid = [r["s_per_epoch"] for r in rows]
             err = [[m - r["s_per_epoch_range"][0] for m, r in zip(mid, rows)],
                    [r["s_per_epoch_range"][1] - m for m, r in zip(mid, rows)]]
-            axes[0, col].errorbar(xs, mid, yerr=err, marker="o", capsize=3, label=mode)
-            axes[1, col].plot(xs, [r["peak_rss_mib"] for r in rows], marker="o", label=mode)
+            axes[0, col].errorbar(xs, mid, yerr=err, marker="o", capsize=3, color=f"C{i}", label=mode)
+            if all("cache_build_seconds" in r for r in rows):  # what a first epoch costs, building included
+                axes[0, col].plot(xs, [m + r["cache_build_seconds"] for m, r in zip(mid, rows)], "--", marker=".",
+                                  color=f"C{i}", label=f"{mode} + cache build")
+            axes[1, col].plot(xs, [r["peak_rss_mib"] for r in rows], marker="o", color=f"C{i}", label=mode)
         for row, what in enumerate(("seconds per epoch", "peak RSS (MiB)")):
             ax = axes[row, col]
             ax.set_xscale("log", base=2)
@@ -73,8 +76,7 @@ def plot(data: dict, png: Path) -> None:
             ax.set_ylabel(what)
             ax.set_title(f"{what} {where}", fontsize=9)
             ax.grid(alpha=0.3)
-            if row == 1:
-                ax.set_ylim(bottom=0)
+            ax.set_ylim(bottom=0)
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(f"{a['task']}, batch {a['batch']}, {a['pad']} padding, {a['repeats']} repeat(s); one epoch")
     fig.tight_layout()
