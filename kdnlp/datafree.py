@@ -242,6 +242,7 @@ class DataFreeTrainer(DistillationTrainer):
         self.generator_loss.end_step(values, self._average)
         for name, value in {**values, "total": total.detach()}.items():
             self._term_sums[f"generator/{name}"] += value
+            self._term_steps[f"generator/{name}"] += 1
         return probs.detach(), logits.detach()
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
