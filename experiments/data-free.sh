@@ -9,7 +9,7 @@
 # Usage: experiments/data-free.sh [DATA_DIR] [OUT]   with STEPS (600), VOCAB (10000: generator.vocab_size, the
 # generator writes the first 10000 usable tokens by id, 87% of SST-2's dev tokens; 0 for all 29523) and SEQ (32:
 # generator.seq_length). Cost: a data-free step at batch 32 on MiniLM-L6 with a 3-layer student takes 1.6 s of CPU
-# time on one thread at VOCAB=10000, SEQ=32 (2.9 s at VOCAB=0; 3.5 s before the generator's waste was removed),
+# time on one thread at VOCAB=10000, SEQ=32 (2.9 s at VOCAB=0; 3.4 s before the generator's waste was removed),
 # median of 5 steps on the real SST-2 teacher with bench/datafree_step.py, so 600 steps are about 16 min of CPU a
 # data-free run plus the dev evaluation: about 20 min each on an otherwise idle 2-core machine (12 such runs).
 set -euo pipefail
