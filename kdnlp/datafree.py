@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +47,8 @@ GENERATOR_STATE = "kdnlp_generator.pt"
 class GeneratorSettings:
     """A `data: generated` stage's `generator` section. `losses` are terms of kdnlp.losses.generator combined as
     `combination` says (`epoch_steps`: generator steps per epoch of the exponential increments); `samples`: latent
-    seeds per epoch (with training.max_steps, at least enough for every step, so no latent vector repeats)."""
+    seeds per epoch (with training.max_steps, at least enough for every step, so no latent vector repeats);
+    `vocab_size`: the generator writes only the first that many tokens of `vocabulary` (0: all of them)."""
 
     losses: list[dict[str, Any]] = field(default_factory=list)
     combination: Combination = "exponential"
@@ -58,11 +60,14 @@ class GeneratorSettings:
     gumbel: bool = False
     learning_rate: float = 1e-3
     samples: int = 64000
+    vocab_size: int = 0
 
     def validate(self, where: str) -> None:
         for key in ("epoch_steps", "seq_length", "latent_dim", "hidden_size", "samples"):
             if getattr(self, key) < 1:
                 raise KdnlpError(f"bad value {getattr(self, key)} for {where}.{key}: must be at least 1")
+        if self.vocab_size < 0:
+            raise KdnlpError(f"bad value {self.vocab_size} for {where}.vocab_size: must be 0 (every token) or more")
         for key in ("temperature", "learning_rate"):
             if getattr(self, key) <= 0:
                 raise KdnlpError(f"bad value {getattr(self, key)} for {where}.{key}: must be > 0")
@@ -125,7 +130,6 @@ class Layout:
 
     ids: tuple[int, ...]
     token_type_ids: tuple[int, ...]
-    banned: tuple[int, ...]  # special tokens, never chosen at a free position
 
 
 def layout(tokenizer, segments: int, seq_length: int) -> Layout:
@@ -144,50 +148,64 @@ def layout(tokenizer, segments: int, seq_length: int) -> Layout:
         run = shares.pop(0) if token == mark else 0
         out_ids += [-1] * run if run else [token]
         out_types += [kind] * max(run, 1)
-    return Layout(tuple(out_ids), tuple(out_types), tuple(tokenizer.all_special_ids))
+    return Layout(tuple(out_ids), tuple(out_types))
+
+
+#: Placeholder tokens a tokenizer reserves and no text is encoded into (BERT's [unused0] ... [unused993]).
+UNUSED = re.compile(r"\[unused\d+\]|<unused\d+>")
+
+
+def vocabulary(tokenizer, size: int = 0) -> list[int]:
+    """The token ids a generator writes at free positions: those the tokenizer encodes text into, so neither its
+    special tokens nor its unused placeholders (rows the teacher never read in training, where a generator could
+    find inputs that fool it and share nothing with text), in id order; the first `size` of them if `size` > 0."""
+    special = set(tokenizer.all_special_ids)
+    ids = sorted(i for t, i in tokenizer.get_vocab().items() if i not in special and not UNUSED.fullmatch(t))
+    if size > len(ids):
+        raise KdnlpError(f"bad value {size} for generator.vocab_size: the tokenizer has {len(ids)} usable tokens")
+    return ids[:size] if size > 0 else ids
 
 
 class TextGenerator(nn.Module):
     """z (latent_dim) -> MLP -> a vector per free position in the teacher's embedding space -> logits over the
-    vocabulary by its dot product with each (frozen) teacher word embedding, plus a learnt bias per token ->
-    softmax at `temperature` (or Gumbel-softmax) -> (batch, seq_length, vocab) probabilities, fixed positions
-    one-hot. Tying the output layer to the teacher's embeddings keeps the generator small (vocab x hidden
-    parameters saved) and starts it where the teacher's inputs live."""
+    `tokens` it may write by its dot product with each (frozen) teacher word embedding, plus a learnt bias per
+    token -> softmax at `temperature` (or Gumbel-softmax) -> (batch, free positions, tokens) probabilities. Tying
+    the output layer to the teacher's embeddings keeps the generator small (vocab x hidden parameters saved) and
+    starts it where the teacher's inputs live. `embed` turns the probabilities into a model's inputs_embeds, with
+    the frame's fixed tokens at their positions."""
 
-    def __init__(self, settings: GeneratorSettings, embedding: torch.Tensor, frame: Layout):
+    def __init__(self, settings: GeneratorSettings, embedding: torch.Tensor, frame: Layout, tokens: list[int]):
         super().__init__()
-        vocab, width = embedding.shape
         ids = torch.tensor(frame.ids)
-        self.free = int((ids < 0).sum())
-        self.width, self.temperature, self.gumbel = width, settings.temperature, settings.gumbel
+        self.free, self.width = int((ids < 0).sum()), embedding.shape[1]
+        self.temperature, self.gumbel = settings.temperature, settings.gumbel
         self.net = nn.Sequential(nn.Linear(settings.latent_dim, settings.hidden_size), nn.LayerNorm(settings.hidden_size),
-                                 nn.GELU(), nn.Linear(settings.hidden_size, self.free * width))
-        self.bias = nn.Parameter(torch.zeros(vocab))
-        self.register_buffer("embedding", embedding.detach().float().clone(), persistent=False)
-        fixed = torch.zeros(len(ids), vocab)
-        fixed[(ids >= 0).nonzero()[:, 0], ids[ids >= 0]] = 1.0
-        self.register_buffer("fixed", fixed, persistent=False)
-        self.register_buffer("positions", (ids < 0).nonzero()[:, 0], persistent=False)
-        banned = torch.zeros(vocab, dtype=torch.bool)
-        banned[list(frame.banned)] = True
-        self.register_buffer("banned", banned, persistent=False)
+                                 nn.GELU(), nn.Linear(settings.hidden_size, self.free * self.width))
+        self.bias = nn.Parameter(torch.zeros(len(tokens)))
+        self.register_buffer("tokens", torch.tensor(tokens), persistent=False)
+        self.register_buffer("embedding", embedding.detach().float()[self.tokens].clone(), persistent=False)
+        self.register_buffer("rows", torch.cat([self.tokens, ids[ids >= 0]]), persistent=False)  # tokens, fixed
+        # positions of [free..., fixed...] rows in the frame: the frame from their concatenation
+        order = torch.cat([(ids < 0).nonzero()[:, 0], (ids >= 0).nonzero()[:, 0]]).argsort()
+        self.register_buffer("order", order, persistent=False)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        h = self.net(latents.float()).view(len(latents), self.free, self.width)
-        logits = (h @ self.embedding.T + self.bias).masked_fill(self.banned, float("-inf"))
+        h = self.net(latents.float()).view(-1, self.width)
         if self.gumbel:
-            p = F.gumbel_softmax(logits, tau=self.temperature, dim=-1)
-        else:
-            p = (logits / self.temperature).softmax(-1)
-        probs = self.fixed.expand(len(latents), *self.fixed.shape).clone()
-        probs[:, self.positions] = p
-        return probs
+            p = F.gumbel_softmax(torch.addmm(self.bias, h, self.embedding.T), tau=self.temperature, dim=-1)
+        else:  # (h E^T + b) / T in one product: no pass over the (batch, positions, tokens) logits for each step
+            t = 1 / self.temperature
+            p = torch.addmm(self.bias, h, self.embedding.T, beta=t, alpha=t).softmax(-1)
+        return p.view(len(latents), self.free, -1)
 
-
-def embed(probs: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    """`model`'s input embeddings for per-position distributions over its vocabulary: probs @ its embedding rows."""
-    weight = model.get_input_embeddings().weight
-    return probs.to(weight.dtype) @ weight
+    def embed(self, probs: torch.Tensor, model: nn.Module) -> torch.Tensor:
+        """`model`'s inputs_embeds (batch, seq_length, hidden) for `probs`: at each free position the probability-
+        weighted sum of its embedding rows of `tokens`, at the fixed positions its rows of the frame's tokens."""
+        weight = model.get_input_embeddings().weight
+        rows = weight[self.rows]  # one gather: a trained matrix gets one dense gradient, not one per gather
+        free = probs.to(weight.dtype) @ rows[:len(self.tokens)]
+        fixed = rows[len(self.tokens):].expand(len(probs), -1, -1)
+        return torch.cat([free, fixed], dim=1)[:, self.order]
 
 
 class DataFreeTrainer(DistillationTrainer):
@@ -228,7 +246,7 @@ class DataFreeTrainer(DistillationTrainer):
         self.generator.train()
         probs = self.generator(latents)
         teacher = self.accelerator.unwrap_model(self.teacher)
-        batch = self._frame(embed(probs, teacher))
+        batch = self._frame(self.generator.embed(probs, teacher))
         logits = self.teacher(**{k: v for k, v in batch.items() if k in self._teacher_inputs}).logits
         with torch.autocast(latents.device.type, enabled=False):
             total, values = self.generator_loss(logits.float(), latents)
@@ -242,6 +260,7 @@ class DataFreeTrainer(DistillationTrainer):
         self.generator_loss.end_step(values, self._average)
         for name, value in {**values, "total": total.detach()}.items():
             self._term_sums[f"generator/{name}"] += value
+            self._term_steps[f"generator/{name}"] += 1
         return probs.detach(), logits.detach()
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -249,7 +268,7 @@ class DataFreeTrainer(DistillationTrainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         probs, teacher_logits = self.generator_step(inputs[LATENTS])
         student = self.accelerator.unwrap_model(model)
-        batch = {**self._frame(embed(probs, student)), cache.COLUMN: teacher_logits}
+        batch = {**self._frame(self.generator.embed(probs, student)), cache.COLUMN: teacher_logits}
         return super().compute_loss(model, batch, return_outputs, num_items_in_batch)
 
     def _state(self) -> dict[str, Any]:
@@ -292,7 +311,8 @@ def data_free_trainer(run, st, **kwargs) -> DataFreeTrainer:
                             run.student_model, same)
     settings = from_dict(GeneratorSettings, st.generator, f"stages.{st.name}.generator")
     frame = layout(run.tokenizer, run.problem.segments, settings.seq_length)
-    generator = TextGenerator(settings, teacher.get_input_embeddings().weight, frame)
+    tokens = vocabulary(run.tokenizer, settings.vocab_size)
+    generator = TextGenerator(settings, teacher.get_input_embeddings().weight, frame, tokens)
     loss = build_generator_loss(settings)
     say(f"stage '{st.name}': generator loss = {loss.formula()}")
     kwargs.update(data_collator=LatentCollator(settings.latent_dim, run.seed, kwargs["data_collator"]), teacher_cache=False)

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from conftest import tiny_classifier
-from kdnlp.datafree import GENERATOR_STATE, GeneratorSettings, TextGenerator, embed, layout
+from kdnlp.datafree import (GENERATOR_STATE, GeneratorSettings, TextGenerator, layout, parse_settings,
+                            vocabulary)
 from kdnlp.errors import KdnlpError
 from kdnlp.losses.generator import GENERATOR_LOSSES, GeneratorLoss
 from kdnlp.students import narrow_student
@@ -118,30 +119,84 @@ def test_layout_puts_the_tokenizers_special_tokens_where_it_does(tokenizer, segm
         layout(tokenizer, segments, 1 + segments)
 
 
-def test_generated_inputs_are_read_by_a_teacher_and_a_narrower_student(tokenizer):
+def test_the_generator_writes_the_tokens_text_is_encoded_into(tokenizer):
+    ids = vocabulary(tokenizer)
+    vocab = tokenizer.get_vocab()
+    unused = {vocab[t] for t in vocab if t.startswith("[unused")}
+    assert len(unused) > 900 and not unused & set(ids) and not set(tokenizer.all_special_ids) & set(ids)
+    assert len(ids) == len(vocab) - len(unused) - len(set(tokenizer.all_special_ids)) and ids == sorted(ids)
+    text = tokenizer("a gripping, funny film about nothing", add_special_tokens=False)["input_ids"]
+    assert set(text) <= set(ids)
+    assert vocabulary(tokenizer, 500) == ids[:500]
+    with pytest.raises(KdnlpError, match="vocab_size"):
+        vocabulary(tokenizer, len(ids) + 1)
+    with pytest.raises(KdnlpError, match="bad value -1 for g.vocab_size"):
+        parse_settings({"losses": [{"loss": "one_hot"}], "vocab_size": -1}, "g")
+
+
+def full_distributions(probs, frame, tokens, vocab_size):
+    """The generator's samples as (batch, seq_length, vocab) distributions: its probabilities at the free
+    positions, the frame's tokens one-hot at the others."""
+    out = torch.zeros(len(probs), len(frame.ids), vocab_size)
+    free = [i for i, t in enumerate(frame.ids) if t < 0]
+    for k, i in enumerate(free):
+        out[:, i, tokens] = probs[:, k]
+    for i, t in enumerate(frame.ids):
+        if t >= 0:
+            out[:, i, t] = 1.0
+    return out
+
+
+@pytest.mark.parametrize("size", [0, 300])
+def test_generated_inputs_are_read_by_a_teacher_and_a_narrower_student(tokenizer, size):
     teacher = tiny_classifier(seed=1)
     student = narrow_student(teacher, [0, 2], "truncate", hidden_size=16, num_attention_heads=2)
-    frame = layout(tokenizer, 1, 10)
+    frame, tokens = layout(tokenizer, 1, 10), vocabulary(tokenizer, size)
     torch.manual_seed(0)
     generator = TextGenerator(GeneratorSettings(latent_dim=8, hidden_size=16), teacher.get_input_embeddings().weight,
-                              frame)
+                              frame, tokens)
     probs = generator(torch.randn(3, 8))
-    assert probs.shape == (3, 10, teacher.config.vocab_size)
-    torch.testing.assert_close(probs.sum(-1), torch.ones(3, 10))
-    assert probs[:, 0, tokenizer.cls_token_id].eq(1).all() and probs[:, -1, tokenizer.sep_token_id].eq(1).all()
-    assert probs[:, 1:-1, tokenizer.all_special_ids].eq(0).all()  # special tokens only where the frame puts them
+    assert probs.shape == (3, 8, len(tokens))
+    torch.testing.assert_close(probs.sum(-1), torch.ones(3, 8))
+    full = full_distributions(probs.detach(), frame, tokens, teacher.config.vocab_size)
     for model in (teacher, student):
-        out = model(inputs_embeds=embed(probs, model)).logits
+        embeds = generator.embed(probs, model)  # the product of the full distributions with the embedding matrix
+        torch.testing.assert_close(embeds, full @ model.get_input_embeddings().weight)
+        out = model(inputs_embeds=embeds).logits
         assert out.shape == (3, 2) and torch.isfinite(out).all()
         generator.zero_grad()
         out.sum().backward(retain_graph=True)
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in generator.net.parameters())
     # one-hot rows read exactly as the token ids do: each model turns them into its own embeddings
-    ids = torch.tensor([[tokenizer.cls_token_id, 2023, 3185, 2003, tokenizer.sep_token_id]])
-    onehot = torch.nn.functional.one_hot(ids, teacher.config.vocab_size).float()
+    words = [tokens[k] for k in (0, 3, 5, 7, 11, 13, 17, -1)]
+    onehot = torch.nn.functional.one_hot(torch.tensor([[tokens.index(w) for w in words]]), len(tokens)).float()
+    ids = torch.tensor([[tokenizer.cls_token_id, *words, tokenizer.sep_token_id]])
     for model in (teacher, student):
         with torch.no_grad():
-            torch.testing.assert_close(model(inputs_embeds=embed(onehot, model)).logits, model(input_ids=ids).logits)
+            torch.testing.assert_close(model(inputs_embeds=generator.embed(onehot, model)).logits,
+                                       model(input_ids=ids).logits)
+
+
+def test_the_generators_output_layer_is_the_tied_product_at_the_temperature(tokenizer):
+    teacher = tiny_classifier(seed=2)
+    frame, tokens = layout(tokenizer, 2, 9), vocabulary(tokenizer, 200)
+    embedding = teacher.get_input_embeddings().weight.detach()
+    for gumbel in (False, True):
+        torch.manual_seed(0)
+        settings = GeneratorSettings(latent_dim=4, hidden_size=8, temperature=0.5, gumbel=gumbel)
+        generator = TextGenerator(settings, embedding, frame, tokens)
+        with torch.no_grad():
+            generator.bias.normal_()
+            z = torch.randn(2, 4)
+            h = generator.net(z).view(2, 6, 32)  # 6 free positions of 9: [CLS] a a a [SEP] b b b [SEP]
+            logits = h @ embedding[tokens].T + generator.bias
+            torch.manual_seed(1)
+            probs = generator(z)
+        if gumbel:  # the Gumbel noise is random: a sample, not the softmax
+            assert torch.isfinite(probs).all() and not torch.allclose(probs, (logits / 0.5).softmax(-1), atol=1e-3)
+            torch.testing.assert_close(probs.sum(-1), torch.ones(2, 6))
+        else:
+            torch.testing.assert_close(probs, (logits / 0.5).softmax(-1))
 
 
 # ---- runs (tiny teacher, a GLUE folder made here) ----
@@ -186,7 +241,10 @@ def test_data_free_runs_never_read_the_train_split(tiny_teacher_dir, tmp_path, m
         assert info["train_examples"] == {"generated": 64000}
     assert splits and set(splits) == {"validation"}
     logged = json.loads((out / "stages" / "distill" / "checkpoint-4" / "trainer_state.json").read_text())["log_history"]
-    assert any("loss/generator/one_hot" in h and "loss/hinton" in h for h in logged)
+    logged = [h for h in logged if "loss/generator/one_hot" in h]
+    assert logged and all("loss/hinton" in h for h in logged)
+    for h in logged:  # the means of the logging window's steps
+        assert all(math.isfinite(h[f"loss/generator/{n}"]) for n in ("one_hot", "info_entropy", "total"))
 
 
 def test_the_student_and_generator_train_and_resume_to_the_uninterrupted_result(tiny_teacher_dir, tmp_path):
