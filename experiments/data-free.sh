@@ -48,7 +48,7 @@ for task in sst2 mrpc; do
         "${RUN[@]}" "${GEN[@]}" "${extra[@]}" -o "$o/$recipe"
     done
     [ -d "$o/hinton-real" ] || $K distill --recipe hinton --teacher "$teacher" --task $task --data-dir "$DATA/glue" \
-      --set 'losses=[{loss: hinton, temperature: 20}]' "${RUN[@]}" "${extra[@]}" -o "$o/hinton-real"
+      --set 'losses=[{loss: hinton, temperature: 20}]' --set student.strategy=uniform "${RUN[@]}" "${extra[@]}" -o "$o/hinton-real"
     $K eval "$teacher" "$o/init" "$o/data-free" "$o/data-free-dafl" "$o/data-free-nodiv" "$o/hinton-real" \
       --task $task --data-dir "$DATA/glue" --json-out "$o/results.json"
   done

@@ -18,13 +18,16 @@ HALF=(--set stages.intermediate.training.num_train_epochs=0.5 --set stages.predi
 NARROW=(--set student.layers=4 --set student.hidden_size=312 --set student.num_attention_heads=12
         --set student.intermediate_size=1200 --set student.init=truncate)
 TEXT="$DATA/seq2seq/opennmt_wmt_en_de_sample"
+# the recipes now start from layers 0, 1, 2 (`first`); these rows are the ones made from 0, 3, 5 (and the narrow 0, 2, 3, 5)
+UNIFORM=(--set student.strategy=uniform)
 [ -d "$OUT/teacher" ] || $K finetune --model minilm-l6 "${COMMON[@]}" -o "$OUT/teacher"
-[ -d "$OUT/tinybert" ] || $K distill --recipe tinybert --teacher "$OUT/teacher" "${COMMON[@]}" "${HALF[@]}" -o "$OUT/tinybert"
-for recipe in hinton distilbert baseline pkd-skip; do
-  [ -d "$OUT/$recipe" ] || $K distill --recipe $recipe --teacher "$OUT/teacher" "${COMMON[@]}" -o "$OUT/$recipe"
+[ -d "$OUT/tinybert" ] || $K distill --recipe tinybert --teacher "$OUT/teacher" "${COMMON[@]}" "${HALF[@]}" "${UNIFORM[@]}" -o "$OUT/tinybert"
+for recipe in hinton distilbert baseline; do
+  [ -d "$OUT/$recipe" ] || $K distill --recipe $recipe --teacher "$OUT/teacher" "${COMMON[@]}" "${UNIFORM[@]}" -o "$OUT/$recipe"
 done
+[ -d "$OUT/pkd-skip" ] || $K distill --recipe pkd-skip --teacher "$OUT/teacher" "${COMMON[@]}" -o "$OUT/pkd-skip"
 [ -d "$OUT/narrow-baseline" ] || $K distill --recipe baseline --teacher "$OUT/teacher" "${COMMON[@]}" "${NARROW[@]}" \
-  -o "$OUT/narrow-baseline"
+  "${UNIFORM[@]}" -o "$OUT/narrow-baseline"
 [ -d "$OUT/tinybert-narrow" ] || $K distill --recipe tinybert-narrow --teacher "$OUT/teacher" "${COMMON[@]}" "${HALF[@]}" \
   --text "$TEXT/src-train.txt" --text "$TEXT/src-val.txt" -o "$OUT/tinybert-narrow"
 # control for pkd-skip, which starts from the teacher's first layers: the no-teacher student from the same layers

@@ -44,6 +44,10 @@ WIDTHS: dict[str, dict[str, tuple[str, ...]]] = {
 #: Parameters that only the first layer of a list holds and every layer of it uses (T5's relative position bias):
 #: the student's first layer takes them from the teacher's first layer, whichever teacher layer it copies otherwise.
 FIRST_LAYER_ONLY = ("relative_attention_bias",)
+#: Attention projections that hold the heads' vectors side by side: along their rows (queries, keys and values: weight
+#: and bias) or their columns (the output projection's weight), in each model family's parameter names.
+HEAD_ROWS = re.compile(r"\.(query|key|value|[qkv]_lin|[qkv]_proj|SelfAttention\.[qkv]|EncDecAttention\.[qkv])\.(weight|bias)$")
+HEAD_COLUMNS = re.compile(r"\.(attention\.output\.dense|out_lin|out_proj|SelfAttention\.o|EncDecAttention\.o)\.weight$")
 #: The StudentSpec field that chooses each layer list's layers, in LAYER_LISTS order.
 LAYER_KEYS = ("layers", "decoder_layers")
 #: The StudentSpec fields that make a student narrower than its teacher.
@@ -137,20 +141,43 @@ def _shrunk_config(teacher_config: Any, counts: list[int], **sizes: int | None) 
     return config
 
 
+def _heads(config: Any) -> int:
+    return getattr(config, WIDTHS.get(config.model_type, {}).get("num_attention_heads", ("num_attention_heads",))[0])
+
+
+def _truncated(key: str, weight, shape, heads: tuple[int, int]):
+    """The leading block of the teacher's `weight` in the student's `shape`, except along an attention projection's
+    head axis (HEAD_ROWS, HEAD_COLUMNS), where student head h takes the leading units of teacher head h: a plain
+    slice would split the teacher's heads across the student's (hidden 384 -> 312 with 12 heads: student head 1
+    would hold the last 6 units of teacher head 0 and 20 of head 1), and head-to-head losses (tinybert_attention)
+    would pair heads that share nothing. `heads`: the teacher's and the student's head counts (the student has no
+    more: _shrunk_config); a student whose heads are wider than the teacher's gets the plain slice."""
+    axis = 0 if HEAD_ROWS.search(key) else 1 if HEAD_COLUMNS.search(key) else None
+    if axis is not None:
+        n_t, n_s = heads
+        d_t, d_s = weight.shape[axis] // n_t, shape[axis] // n_s
+        if d_s <= d_t:
+            by_head = weight.narrow(axis, 0, n_s * d_t).unflatten(axis, (n_s, d_t))
+            weight = by_head.narrow(axis + 1, 0, d_s).flatten(axis, axis + 1)
+    return weight[tuple(slice(0, n) for n in shape)].clone()
+
+
 def _student(teacher, config, layer_ids: list[list[int]] | None, truncate: bool = False):
     """A model of the teacher's class built from `config`, holding the teacher's weights unless `layer_ids` is None
-    (layer j of each layer list from the teacher's layer_ids[list][j]), cut to the student's shapes if `truncate`."""
+    (layer j of each layer list from the teacher's layer_ids[list][j]), cut to the student's shapes if `truncate`
+    (`_truncated`)."""
     student = type(teacher)(config)
     if layer_ids is not None:
         patterns, teacher_state = _layer_patterns(teacher.config), teacher.state_dict()
         # Frozen parameters are computed, not learned (Marian's sinusoidal positions): a slice of the teacher's
         # table is no such table, so a student of another width keeps its own.
         frozen = {name for name, p in student.named_parameters() if not p.requires_grad} if truncate else set()
+        heads = (_heads(teacher.config), _heads(config))
         state = {}
         for key, value in student.state_dict().items():
             old = teacher_state[_teacher_key(key, patterns, layer_ids)]
             if truncate:
-                old = value if key in frozen else old[tuple(slice(0, n) for n in value.shape)].clone()
+                old = value if key in frozen else _truncated(key, old, value.shape, heads)
             state[key] = old
         student.load_state_dict(state, strict=True)
     if teacher.can_generate():  # beam size, length limits... of a trained seq2seq teacher

@@ -30,7 +30,7 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> N
 def test_help_lists_every_command():
     out = kdnlp("--help").stdout
     for command in ("finetune", "init-student", "distill", "eval", "recipes", "augment", "new-model", "generate", "glue",
-                    "report", "push", "train-mlm"):
+                    "report", "push", "train-mlm", "check"):
         assert command in out
 
 

@@ -220,6 +220,32 @@ def test_tinybert_projections_bridge_hidden_sizes_and_get_gradients():
     assert attn(attn.Config(), ctx)(s, t, BATCH).item() > 0  # 1 student head vs 2 teacher heads
 
 
+def test_tinybert_projections_start_by_comparing_each_truncated_unit_with_its_teacher_unit():
+    """A narrow student cut from the teacher (hidden 32 -> 16): at the start, the embedding and hidden terms compare the
+    student's vectors, padded with zeros, with the teacher's, so they pull each unit toward the one it was cut from."""
+    from conftest import tiny_classifier
+
+    from kdnlp.losses.tinybert import masked_mse
+    from kdnlp.students import narrow_student
+
+    teacher = tiny_classifier()
+    student = narrow_student(teacher, [1, 3], "truncate", hidden_size=16, num_attention_heads=4)
+    batch = {"input_ids": torch.tensor([[101, 7592, 2088, 102], [101, 2204, 102, 0]]),
+             "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])}
+    s, t = (m(**batch, output_hidden_states=True) for m in (student, teacher))
+    ctx = LossContext(2, student.config, teacher.config)
+    pad = torch.zeros(2, 4, 16)
+    for name, pairs in (("tinybert_embedding", [(0, 0)]), ("tinybert_hidden", [(1, 2), (2, 4)])):
+        cls = LOSSES.get(name)
+        value = cls(cls.Config(), ctx)(s, t, batch)
+        expected = torch.stack([masked_mse(torch.cat([s.hidden_states[i], pad], -1), t.hidden_states[j],
+                                           batch["attention_mask"]) for i, j in pairs]).mean()
+        assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+        nothing = torch.stack([masked_mse(torch.zeros_like(t.hidden_states[j]), t.hidden_states[j],
+                                          batch["attention_mask"]) for _, j in pairs]).mean()
+        assert value.item() < nothing.item()  # the cut units already carry some of the teacher's
+
+
 def test_tinybert_prediction_is_kl_without_t_squared():
     from kdnlp.losses.hinton import soft_target_kl
 

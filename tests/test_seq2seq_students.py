@@ -164,6 +164,28 @@ def test_narrow_students_truncate_or_start_at_random(arch):
         narrow_student(teacher, [0], "truncate", num_attention_heads=3)
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_narrow_students_keep_each_teacher_head_in_its_own_head(arch):
+    """Hidden 32 with 4 heads of 8 -> hidden 16 with 4 heads of 4: in the encoder's self-attention and the decoder's
+    cross-attention, student head h starts from the first 4 units of teacher head h."""
+    from test_students import per_head
+
+    teacher = tiny_teacher(arch)
+    t, s = teacher.state_dict(), narrow_student(teacher, [0, 3], "truncate", hidden_size=16).state_dict()
+    enc, dec = STACKS[arch]
+    if arch == "t5":
+        attn = {f"{enc}.1.layer.0.SelfAttention": f"{enc}.3.layer.0.SelfAttention",
+                f"{dec}.0.layer.1.EncDecAttention": f"{dec}.0.layer.1.EncDecAttention"}
+        rows, out = ("q", "k", "v"), "o"
+    else:
+        attn = {f"{enc}.1.self_attn": f"{enc}.3.self_attn", f"{dec}.0.encoder_attn": f"{dec}.0.encoder_attn"}
+        rows, out = ("q_proj", "k_proj", "v_proj"), "out_proj"
+    for own, theirs in attn.items():
+        for name in rows:
+            assert torch.equal(s[f"{own}.{name}.weight"], per_head(t[f"{theirs}.{name}.weight"], 0, 4, 4)[:, :16])
+        assert torch.equal(s[f"{own}.{out}.weight"], per_head(t[f"{theirs}.{out}.weight"], 1, 4, 4)[:16])
+
+
 def test_narrow_distilbert_sets_its_own_size_fields():
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 

@@ -5,7 +5,7 @@ import torch
 
 from conftest import tiny_classifier, tiny_config
 from kdnlp.errors import KdnlpError
-from kdnlp.students import init_student, select_layers
+from kdnlp.students import init_student, narrow_student, select_layers
 
 
 def test_uniform_reproduces_distilberts_choice():
@@ -95,8 +95,6 @@ def test_unsupported_architecture_is_refused():
 
 
 def test_narrow_student_truncates_teacher_weights_or_starts_at_random():
-    from kdnlp.students import narrow_student
-
     teacher = tiny_classifier()
     student = narrow_student(teacher, [1, 3], "truncate", hidden_size=16, num_attention_heads=2, intermediate_size=40)
     c = student.config
@@ -110,6 +108,39 @@ def test_narrow_student_truncates_teacher_weights_or_starts_at_random():
         assert student(**inputs()).logits.shape == (3, 2)
     with pytest.raises(KdnlpError, match="hidden_size 64 is larger than the teacher's 32"):
         narrow_student(teacher, [0], "truncate", hidden_size=64)
+
+
+def per_head(weight: torch.Tensor, axis: int, heads: int, keep: int) -> torch.Tensor:
+    """The first `keep` units of each of the `heads` heads laid side by side along `axis` of `weight`."""
+    return torch.cat([h.narrow(axis, 0, keep) for h in weight.chunk(heads, axis)], axis)
+
+
+def test_truncation_keeps_each_head_of_the_teacher_in_its_own_head():
+    """Teacher hidden 32, 4 heads of 8; student hidden 16, 4 heads of 4: student head h starts from the first 4 units of
+    teacher head h (queries, keys, values and the output projection's columns), every other weight from its leading
+    block. A plain slice would give student head 1 the units 4..7 of teacher head 0."""
+    teacher = tiny_classifier()
+    student = narrow_student(teacher, [1, 3], "truncate", hidden_size=16, num_attention_heads=4)
+    t, s = teacher.state_dict(), student.state_dict()
+    for j, i in ((0, 1), (1, 3)):
+        attn, own = f"bert.encoder.layer.{i}.attention.", f"bert.encoder.layer.{j}.attention."
+        for name in ("query", "key", "value"):
+            assert torch.equal(s[own + f"self.{name}.weight"], per_head(t[attn + f"self.{name}.weight"], 0, 4, 4)[:, :16])
+            assert torch.equal(s[own + f"self.{name}.bias"], per_head(t[attn + f"self.{name}.bias"], 0, 4, 4))
+        assert torch.equal(s[own + "output.dense.weight"], per_head(t[attn + "output.dense.weight"], 1, 4, 4)[:16])
+        assert torch.equal(s[own + "output.dense.bias"], t[attn + "output.dense.bias"][:16])
+        ffn = ".output.dense.weight"
+        assert torch.equal(s[f"bert.encoder.layer.{j}{ffn}"], t[f"bert.encoder.layer.{i}{ffn}"][:16])
+    # teacher head h's query and key units 0..3 meet in student head h: its scores are those units' share of the teacher's
+    x = torch.randn(5, 16)
+    q, k = (x @ s[f"bert.encoder.layer.0.attention.self.{n}.weight"].T for n in ("query", "key"))
+    tq, tk = (torch.cat([x, torch.zeros(5, 16)], 1) @ t[f"bert.encoder.layer.1.attention.self.{n}.weight"].T
+              for n in ("query", "key"))
+    assert torch.allclose(q[:, 4:8] @ k[:, 4:8].T, tq[:, 8:12] @ tk[:, 8:12].T, atol=1e-6)
+    # heads wider than the teacher's (2 of 12 from 4 of 8) cannot sit inside them: the plain slice
+    wide = narrow_student(teacher, [1], "truncate", hidden_size=24, num_attention_heads=2).state_dict()
+    assert torch.equal(wide["bert.encoder.layer.0.attention.self.query.weight"],
+                       t["bert.encoder.layer.1.attention.self.query.weight"][:24, :24])
 
 
 def test_student_spec_rules():

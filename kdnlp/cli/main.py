@@ -5,7 +5,7 @@ import sys
 
 import typer
 
-from kdnlp.cli import augment, distill, eval, finetune, generate, glue, init_student, new_model, push, recipes, report, train_mlm
+from kdnlp.cli import augment, check, distill, eval, finetune, generate, glue, init_student, new_model, push, recipes, report, train_mlm
 from kdnlp.errors import KdnlpError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.command("new-model")(new_model.new_model)
 app.command("glue")(glue.glue)
 app.command("push")(push.push)
 app.command("report")(report.report)
+app.command("check")(check.check)
 app.add_typer(recipes.app, name="recipes")
 
 

@@ -9,6 +9,7 @@ Prediction-layer distillation (`tinybert_prediction`) matches the teacher's temp
 Choices (the paper leaves them open or the released code differs):
 - Projections W are learnable linear maps from the student's hidden size to the teacher's, used only when
   the sizes differ; `tinybert_hidden` has one per mapped layer, or one shared (`shared_projection: true`).
+  They start as the identity onto the teacher's first units (`projection`), TinyBERT's at random.
   They are trained with the student, saved with each checkpoint, and never part of the exported student.
 - Padding is left out of every MSE (TinyBERT's code averages over padded positions too), and each example
   weighs the same (mean over its real tokens, then over examples), so gradient accumulation and multi-process
@@ -58,7 +59,19 @@ def attention_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tens
 
 
 def projection(student_size: int, teacher_size: int) -> nn.Module:
-    return nn.Identity() if student_size == teacher_size else nn.Linear(student_size, teacher_size)
+    """A learnable map from the student's hidden size to the teacher's (none for equal sizes), started as the identity
+    onto the teacher's first `student_size` units (zeros elsewhere, no bias). A truncated student's units are those
+    units of the teacher (kdnlp.students), so each is first compared with the unit it was cut from, and the student's
+    features stay where its truncated pooler, classifier and upper layers read them. From a random start (TinyBERT's
+    students have a fresh head anyway) the intermediate stages are free to turn the student's features away from the
+    head they never train."""
+    if student_size == teacher_size:
+        return nn.Identity()
+    proj = nn.Linear(student_size, teacher_size)
+    with torch.no_grad():
+        proj.weight.copy_(torch.eye(teacher_size, student_size))
+        proj.bias.zero_()
+    return proj
 
 
 @dataclass
