@@ -340,3 +340,31 @@ def test_bf16_run_reads_the_ensemble_from_the_cache(tmp_path, data, teachers):
     assert [m["examples"] for m in new] == [32 + 24]  # both tasks' train rows, once for both epochs
     metrics = json.loads((tmp_path / "bf16" / "metrics.json").read_text())["metrics"]
     assert np.isfinite(metrics["average"]) and np.isfinite(metrics["ensemble/average"])
+
+
+def test_two_processes_in_bf16_shard_the_task_batches(tmp_path, data, teachers):
+    """DDP (gloo) and mixed precision: each process takes its share of the one-task batches (a head absent from a
+    process's batch gets no gradient there), every head trains, and each task exports."""
+    import subprocess
+
+    from safetensors.torch import load_file
+
+    from test_scale import kdnlp_cmd
+
+    out = tmp_path / "ddp"
+    r = subprocess.run(kdnlp_cmd("distill", "--recipe", "mtdnn", "--tasks", "sst2,mrpc", "--teachers",
+                                 f"sst2={','.join(teachers['sst2'])}", "--teachers", f"mrpc={teachers['mrpc'][0]}",
+                                 "--data-dir", data, "-o", out, "--bf16", "--num-processes", "2",
+                                 "--set", "training.num_train_epochs=1", "--set", "training.per_device_train_batch_size=8",
+                                 "--set", "student.layers=1", "--set", "training.logging_steps=1"),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["finished"] and np.isfinite(metrics["metrics"]["average"])
+    state = json.loads(next((out / "stages" / "distill").glob("checkpoint-*/trainer_state.json")).read_text())
+    assert state["global_step"] == 4  # 32 SST-2 + 24 MRPC rows in batches of 8: 7 one-task batches over 2 processes
+    assert {"loss/sst2/hinton", "loss/mrpc/hinton"} <= {k for entry in state["log_history"] for k in entry}
+    for task in ("sst2", "mrpc"):
+        head = load_file(out / "tasks" / task / "model" / "model.safetensors")["classifier.weight"]
+        start = load_file(Path(teachers[task][0]) / "model.safetensors")["classifier.weight"]
+        assert head.shape == start.shape and not torch.equal(head, start)
