@@ -14,13 +14,15 @@
 # 2-layer rows: hinton directly from the teacher, and the chain, one epoch per link (its 2-layer student trains as
 # long as the direct one), and `sp` at ten times its weight. Dev metrics on the full dev set, in each run's
 # metrics.json.
-# Usage: [SAMPLES=N] experiments/survey.sh [DATA_DIR] [OUT] [SEEDS] [TASK]
+# Usage: [SAMPLES=N] experiments/survey.sh [DATA_DIR] [OUT] [SEEDS] [TASK]   (OUT defaults to runs/survey-TASK; for
+# sst2 keep it apart from experiments/sst2.sh's runs/sst2, whose teacher is trained on the whole split and is the
+# one the other scripts and docs/benchmarks.md read; for stsb, stsb.sh's runs/stsb/teacher is the same teacher)
 # (sst2: about 45 min per seed on one of 2 CPU cores beside another job; stsb: about 60 min)
 set -euo pipefail
 DATA=${1:-../shared/data}
-OUT=${2:-runs/sst2}
-SEEDS=${3:-"42 43"}
 TASK=${4:-sst2}
+OUT=${2:-runs/survey-$TASK}
+SEEDS=${3:-"42 43"}
 export HF_HUB_OFFLINE=1
 K=".venv/bin/kdnlp"
 case $TASK in
