@@ -6,18 +6,24 @@
 # the same student loss, hinton at T = 20 alone, on the real train split for the same number of steps (hinton-real).
 # The data-free runs get a GLUE folder holding only the dev split, so they cannot read train.tsv.
 # SST-2's teacher is runs/sst2/teacher (experiments/sst2.sh); MRPC's is fine-tuned here (3 epochs).
-# Usage: experiments/data-free.sh [DATA_DIR] [OUT]   with STEPS (600), VOCAB (10000: generator.vocab_size, the
-# generator writes the first 10000 usable tokens by id, 87% of SST-2's dev tokens; 0 for all 29523) and SEQ (32:
-# generator.seq_length). Cost: a data-free step at batch 32 on MiniLM-L6 with a 3-layer student takes 1.6 s of CPU
-# time on one thread at VOCAB=10000, SEQ=32 (2.9 s at VOCAB=0; 3.4 s before the generator's waste was removed),
-# median of 5 steps on the real SST-2 teacher with bench/datafree_step.py, so 600 steps are about 16 min of CPU a
-# data-free run plus the dev evaluation: about 20 min each on an otherwise idle 2-core machine (12 such runs).
+# Usage: experiments/data-free.sh [DATA_DIR] [OUT]   with TASKS ("sst2 mrpc"), SHAPES ("layers3 narrow"),
+# SST2_TEACHER and MRPC_TEACHER (runs/sst2/teacher, runs/mrpc/teacher), STEPS (600), VOCAB (10000:
+# generator.vocab_size, the generator writes the first 10000 usable tokens by id, 87% of SST-2's dev tokens; 0 for
+# all 29523) and SEQ (32: generator.seq_length). Cost: a data-free step at batch 32 on MiniLM-L6 with a 3-layer
+# student takes 1.6 s of CPU time on one thread at VOCAB=10000, SEQ=32 (2.9 s at VOCAB=0; 3.4 s before the
+# generator's waste was removed), median of 5 steps on the real SST-2 teacher with bench/datafree_step.py, so 600
+# steps are about 16 min of CPU a data-free run plus the dev evaluation: about 20 min each on an otherwise idle
+# 2-core machine (12 such runs).
 set -euo pipefail
 DATA=${1:-../shared/data}
 OUT=${2:-runs/data-free}
 STEPS=${STEPS:-600}
 VOCAB=${VOCAB:-10000}
 SEQ=${SEQ:-32}
+TASKS=${TASKS:-"sst2 mrpc"}
+SHAPES=${SHAPES:-"layers3 narrow"}
+SST2_TEACHER=${SST2_TEACHER:-runs/sst2/teacher}
+MRPC_TEACHER=${MRPC_TEACHER:-runs/mrpc/teacher}
 export HF_HUB_OFFLINE=1
 K=".venv/bin/kdnlp"
 NARROW=(--set student.layers=4 --set student.hidden_size=312 --set student.num_attention_heads=12
@@ -25,14 +31,15 @@ NARROW=(--set student.layers=4 --set student.hidden_size=312 --set student.num_a
 RUN=(--set training.max_steps=$STEPS --set training.save_strategy=no --set training.eval_strategy=no
      --set training.logging_steps=50)
 GEN=(--set stages.distill.generator.vocab_size=$VOCAB --set stages.distill.generator.seq_length=$SEQ)
-[ -d runs/mrpc/teacher ] || $K finetune --model minilm-l6 --task mrpc --data-dir "$DATA/glue" \
-  --set training.num_train_epochs=3 --set training.save_strategy=no -o runs/mrpc/teacher
-for task in sst2 mrpc; do
-  teacher=runs/$task/teacher
+[[ " $TASKS " != *" mrpc "* ]] || [ -d "$MRPC_TEACHER" ] || $K finetune --model minilm-l6 --task mrpc \
+  --data-dir "$DATA/glue" --set training.num_train_epochs=3 --set training.save_strategy=no -o "$MRPC_TEACHER"
+for task in $TASKS; do
+  case $task in sst2) teacher=$SST2_TEACHER;; mrpc) teacher=$MRPC_TEACHER;;
+    *) echo "data-free.sh: TASKS takes sst2 and mrpc, got '$task'" >&2; exit 2;; esac
   folder=$(case $task in sst2) echo SST-2;; mrpc) echo MRPC;; esac)
   dev="$OUT/$task/glue-dev-only"   # a GLUE folder without the train split: data-free runs never need it
   mkdir -p "$dev/$folder" && ln -sf "$(realpath "$DATA/glue/$folder/dev.tsv")" "$dev/$folder/dev.tsv"
-  for shape in layers3 narrow; do
+  for shape in $SHAPES; do
     extra=(); [ $shape = narrow ] && extra=("${NARROW[@]}")
     o="$OUT/$task/$shape"
     if [ ! -d "$o/init" ]; then   # the student as built, before any training
