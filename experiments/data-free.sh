@@ -54,8 +54,11 @@ for task in $TASKS; do
       [ -d "$o/$recipe" ] || $K distill --recipe $recipe --teacher "$teacher" --task $task --data-dir "$dev" \
         "${RUN[@]}" "${GEN[@]}" "${extra[@]}" -o "$o/$recipe"
     done
+    # a seeded subset of STEPS x 32 train examples (at most the split): SST-2's STEPS steps are one epoch over it,
+    # and the teacher cache holds only those, not all 67,349
     [ -d "$o/hinton-real" ] || $K distill --recipe hinton --teacher "$teacher" --task $task --data-dir "$DATA/glue" \
-      --set 'losses=[{loss: hinton, temperature: 20}]' --set student.strategy=uniform "${RUN[@]}" "${extra[@]}" -o "$o/hinton-real"
+      --max-train-samples $((STEPS * 32)) --set 'losses=[{loss: hinton, temperature: 20}]' --set student.strategy=uniform \
+      "${RUN[@]}" "${extra[@]}" -o "$o/hinton-real"
     $K eval "$teacher" "$o/init" "$o/data-free" "$o/data-free-dafl" "$o/data-free-nodiv" "$o/hinton-real" \
       --task $task --data-dir "$DATA/glue" --json-out "$o/results.json"
   done
