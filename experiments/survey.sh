@@ -17,7 +17,8 @@
 # Usage: [SAMPLES=N] experiments/survey.sh [DATA_DIR] [OUT] [SEEDS] [TASK]   (OUT defaults to runs/survey-TASK; for
 # sst2 keep it apart from experiments/sst2.sh's runs/sst2, whose teacher is trained on the whole split and is the
 # one the other scripts and docs/benchmarks.md read; for stsb, stsb.sh's runs/stsb/teacher is the same teacher)
-# (sst2: about 45 min per seed on one of 2 CPU cores beside another job; stsb: about 60 min)
+# (sst2: about 45 min per seed on one of 2 CPU cores beside another job; stsb: about 100 min per seed with three
+# jobs on the 2 cores, one thread each)
 set -euo pipefail
 DATA=${1:-../shared/data}
 TASK=${4:-sst2}
