@@ -7,13 +7,14 @@
 # The data-free runs get a GLUE folder holding only the dev split, so they cannot read train.tsv.
 # SST-2's teacher is runs/sst2/teacher (experiments/sst2.sh); MRPC's is fine-tuned here (3 epochs).
 # Usage: experiments/data-free.sh [DATA_DIR] [OUT]   with TASKS ("sst2 mrpc"), SHAPES ("layers3 narrow"),
-# SST2_TEACHER and MRPC_TEACHER (runs/sst2/teacher, runs/mrpc/teacher), STEPS (600), VOCAB (10000:
-# generator.vocab_size, the generator writes the first 10000 usable tokens by id, 87% of SST-2's dev tokens; 0 for
-# all 29523) and SEQ (32: generator.seq_length). Cost: a data-free step at batch 32 on MiniLM-L6 with a 3-layer
-# student takes 1.6 s of CPU time on one thread at VOCAB=10000, SEQ=32 (2.9 s at VOCAB=0; 3.4 s before the
-# generator's waste was removed), median of 5 steps on the real SST-2 teacher with bench/datafree_step.py, so 600
-# steps are about 16 min of CPU a data-free run plus the dev evaluation: about 20 min each on an otherwise idle
-# 2-core machine (12 such runs).
+# RECIPES ("data-free data-free-dafl data-free-nodiv"), SST2_TEACHER and MRPC_TEACHER (runs/sst2/teacher,
+# runs/mrpc/teacher), STEPS (600), VOCAB (10000: generator.vocab_size, the generator writes the first 10000 usable
+# tokens by id, 87% of SST-2's dev tokens; 0 for all 29523) and SEQ (32: generator.seq_length). The recipes'
+# generator is Gumbel-softmax (generator.gumbel); docs/results.md also has the plain-softmax generator's rows.
+# Cost: a data-free step at batch 32 on MiniLM-L6 with a 3-layer student takes 1.6 s of CPU time on one thread at
+# VOCAB=10000, SEQ=32 (2.9 s at VOCAB=0; 3.4 s before the generator's waste was removed), median of 5 steps on the
+# real SST-2 teacher with bench/datafree_step.py, so 600 steps are about 16 min of CPU a data-free run plus the dev
+# evaluation: 18-33 min each as measured with two jobs on the 2 cores (12 such runs).
 set -euo pipefail
 DATA=${1:-../shared/data}
 OUT=${2:-runs/data-free}
@@ -22,6 +23,7 @@ VOCAB=${VOCAB:-10000}
 SEQ=${SEQ:-32}
 TASKS=${TASKS:-"sst2 mrpc"}
 SHAPES=${SHAPES:-"layers3 narrow"}
+RECIPES=${RECIPES:-"data-free data-free-dafl data-free-nodiv"}
 SST2_TEACHER=${SST2_TEACHER:-runs/sst2/teacher}
 MRPC_TEACHER=${MRPC_TEACHER:-runs/mrpc/teacher}
 export HF_HUB_OFFLINE=1
@@ -50,7 +52,7 @@ for task in $TASKS; do
         $K init-student --teacher "$teacher" --layers 3 --strategy uniform -o "$o/init"
       fi
     fi
-    for recipe in data-free data-free-dafl data-free-nodiv; do
+    for recipe in $RECIPES; do
       [ -d "$o/$recipe" ] || $K distill --recipe $recipe --teacher "$teacher" --task $task --data-dir "$dev" \
         "${RUN[@]}" "${GEN[@]}" "${extra[@]}" -o "$o/$recipe"
     done
@@ -59,7 +61,8 @@ for task in $TASKS; do
     [ -d "$o/hinton-real" ] || $K distill --recipe hinton --teacher "$teacher" --task $task --data-dir "$DATA/glue" \
       --max-train-samples $((STEPS * 32)) --set 'losses=[{loss: hinton, temperature: 20}]' --set student.strategy=uniform \
       "${RUN[@]}" "${extra[@]}" -o "$o/hinton-real"
-    $K eval "$teacher" "$o/init" "$o/data-free" "$o/data-free-dafl" "$o/data-free-nodiv" "$o/hinton-real" \
+    rows=(); for recipe in $RECIPES; do rows+=("$o/$recipe"); done
+    $K eval "$teacher" "$o/init" "${rows[@]}" "$o/hinton-real" \
       --task $task --data-dir "$DATA/glue" --json-out "$o/results.json"
   done
 done
