@@ -247,6 +247,25 @@ def test_data_free_runs_never_read_the_train_split(tiny_teacher_dir, tmp_path, m
         assert all(math.isfinite(h[f"loss/generator/{n}"]) for n in ("one_hot", "info_entropy", "total"))
 
 
+def test_a_pair_task_is_warned_about_and_a_single_sentence_task_is_not(tiny_teacher_dir, tmp_path, capsys):
+    from kdnlp.distill import run_recipe
+
+    single = glue_folder(tmp_path / "glue", None)
+    run(tiny_teacher_dir, single, tmp_path / "sst2", "training.max_steps=1")
+    assert "sentence-pair" not in capsys.readouterr().err
+    folder = tmp_path / "pairs" / "MRPC"
+    folder.mkdir(parents=True)
+    rows = [("a cat sat on the mat", "the cat sat on a mat"), ("dull and lifeless", "the best of the year")] * 4
+    folder.joinpath("dev.tsv").write_text("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+                                          + "".join(f"{i % 2 ^ 1}\t{i}\t{i}\t{a}\t{b}\n" for i, (a, b) in enumerate(rows)))
+    sets = ["training.max_steps=1", "training.per_device_train_batch_size=4", "training.save_strategy=no",
+            "training.eval_strategy=no", "stages.distill.generator.seq_length=10"]
+    metrics = run_recipe("data-free", "mrpc", tmp_path / "mrpc", teacher=str(tiny_teacher_dir),
+                         data_dir=str(tmp_path / "pairs"), overrides=sets)
+    assert metrics["finished"] and metrics["examples"] == 8
+    assert "warning: mrpc is a sentence-pair task" in capsys.readouterr().err
+
+
 def test_the_student_and_generator_train_and_resume_to_the_uninterrupted_result(tiny_teacher_dir, tmp_path):
     from safetensors.torch import load_file
 
