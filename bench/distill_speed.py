@@ -14,6 +14,7 @@ linear learning-rate decay from 5e-5, gradient clipping at 1.0):
   hinton-cache           the same reading the teacher's logits from the disk cache, built in the run into an empty
                          cache folder: its build time is reported apart (cache_build_seconds) and not in `seconds`
   hinton-bf16            `hinton` with bf16 (teacher in bf16, student under bf16 autocast)
+  hinton-cache-bf16      `hinton-cache` with bf16 (the cache built by the bf16 teacher)
   pkd-skip               the pkd-skip recipe's loss (soft targets, gold labels, normalised [CLS] MSE on the skip map)
   tinybert-1             the tinybert recipe's stage 1 (embedding, hidden and attention MSE, uniform map; eager)
   textbrewer-kd          TextBrewer 0.2.1 GeneralDistiller with the loss of `hinton` (bench/peers.py)
@@ -41,12 +42,13 @@ import sys
 import tempfile
 import time
 
-MODES = ("plain", "plain-eager", "ce", "teacher", "teacher-inter", "hinton", "hinton-cache", "hinton-bf16", "pkd-skip", "tinybert-1",
-         "textbrewer-kd", "textbrewer-kd-cache", "textbrewer-tinybert-1")
+MODES = ("plain", "plain-eager", "ce", "teacher", "teacher-inter", "hinton", "hinton-cache", "hinton-bf16",
+         "hinton-cache-bf16", "pkd-skip", "tinybert-1", "textbrewer-kd", "textbrewer-kd-cache", "textbrewer-tinybert-1")
 #: The modes of issue 4's measurement, run when --modes is not given.
 DEFAULT_MODES = ("plain", "plain-eager", "ce", "teacher", "hinton", "hinton-cache", "hinton-bf16")
 #: The TextBrewer modes doing the same work as a kdnlp mode, for the "x TextBrewer" ratios.
-PEERS = {**{m: ("textbrewer-kd", "textbrewer-kd-cache") for m in ("hinton", "hinton-cache", "hinton-bf16")},
+PEERS = {**{m: ("textbrewer-kd", "textbrewer-kd-cache") for m in ("hinton", "hinton-cache", "hinton-bf16",
+                                                                 "hinton-cache-bf16")},
          "tinybert-1": ("textbrewer-tinybert-1",)}
 #: Modes whose models need eager attention (attention maps are returned by no other implementation).
 EAGER = ("plain-eager", "teacher-inter", "tinybert-1", "textbrewer-tinybert-1")
@@ -97,6 +99,17 @@ def training_args(args, out, **kw):
                              dataloader_pin_memory=False, disable_tqdm=True, **kw)
 
 
+def clock_forwards(student, teacher) -> dict[str, float]:
+    """Seconds spent in the forward passes of the two models, kept up to date by hooks (for --forward-times)."""
+    spent = {"student": 0.0, "teacher": 0.0}
+    for name, model in (("student", student), ("teacher", teacher)):
+        started: list[float] = []
+        model.register_forward_pre_hook(lambda *_, s=started: s.append(time.perf_counter()))
+        model.register_forward_hook(
+            lambda *_, s=started, n=name: spent.__setitem__(n, spent[n] + time.perf_counter() - s.pop()))
+    return spent
+
+
 def run_mode(args) -> dict:
     import torch
     from transformers import Trainer
@@ -108,6 +121,7 @@ def run_mode(args) -> dict:
     out = tempfile.mkdtemp(prefix="kdnlp-bench-")
     result: dict = {"mode": args.mode, "examples": len(train), "epochs": args.epochs,
                     "threads": torch.get_num_threads()}
+    forwards = clock_forwards(student, teacher) if args.forward_times else None
     trainer = loss = None
     if not args.mode.startswith(("plain", "teacher")):  # the kdnlp loss the mode trains with, or reproduces
         ctx = LossContext(problem.num_labels, student.config, teacher.config, problem.outputs)
@@ -136,18 +150,23 @@ def run_mode(args) -> dict:
             result.update(peers.textbrewer_train(args.mode, loss, teacher, student, loader, args.epochs,
                                                  optimizer_cls(student.parameters(), **kwargs), out))
     else:
-        extra = {"bf16": True} if args.mode == "hinton-bf16" else {}
+        extra = {"bf16": True} if args.mode.endswith("-bf16") else {}
+        cached = args.mode.startswith("hinton-cache")
         start = time.perf_counter()
         trainer = DistillationTrainer(model=student, args=training_args(args, out, **extra), loss=loss,
                                       teacher=None if args.mode == "ce" else teacher,
                                       train_dataset=train, data_collator=collator, processing_class=tokenizer,
-                                      teacher_cache=args.mode == "hinton-cache")
-        if args.mode == "hinton-cache":
+                                      teacher_cache=cached)
+        if cached:
             result["cache_build_seconds"] = time.perf_counter() - start
     if trainer is not None:
+        if forwards is not None:
+            forwards.update(student=0.0, teacher=0.0)  # not the cache build's teacher passes
         start = time.perf_counter()
         trainer.train()
         result["seconds"] = time.perf_counter() - start
+    if forwards is not None:
+        result["forward_seconds"] = dict(forwards)  # before dev scoring runs the student
     result["samples_per_second"] = len(train) * args.epochs / result["seconds"]
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.eval_samples and not args.mode.startswith("teacher"):
@@ -245,6 +264,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--soft-targets", type=float, metavar="T",
                    help="hinton and textbrewer-kd modes: the KL at temperature T alone, not the hinton recipe's loss")
     p.add_argument("--eval-samples", type=int, default=100_000, help="dev examples scored after training (0: none)")
+    p.add_argument("--forward-times", action="store_true",
+                   help="also report the seconds spent in the student's and the teacher's forward passes (hooks; "
+                        "TextBrewer's cache build is in the teacher's)")
     p.add_argument("--modes", default=",".join(DEFAULT_MODES), help=f"comma-separated, of: {', '.join(MODES)}")
     p.add_argument("--mode", choices=MODES, help="run one mode and print its JSON (default: --modes, each in a process)")
     p.add_argument("--repeats", type=int, default=2, help="rounds over the modes")
