@@ -66,6 +66,14 @@ def stage_of(mode: str, args):
     return recipes.load("hinton", soft).stages[0]
 
 
+def build_loss(args, problem, teacher, student):
+    """The loss object of `stage_of(args.mode)` for these two models."""
+    from kdnlp.losses import LossContext
+
+    ctx = LossContext(problem.num_labels, student.config, teacher.config, problem.outputs)
+    return problem.build_loss(stage_of(args.mode, args).losses, ctx)
+
+
 def setup(args):
     import transformers
 
@@ -114,7 +122,6 @@ def run_mode(args) -> dict:
     import torch
     from transformers import Trainer
 
-    from kdnlp.losses import LossContext
     from kdnlp.trainer import DistillationTrainer
 
     problem, tokenizer, train, teacher, student, collator = setup(args)
@@ -124,8 +131,7 @@ def run_mode(args) -> dict:
     forwards = clock_forwards(student, teacher) if args.forward_times else None
     trainer = loss = None
     if not args.mode.startswith(("plain", "teacher")):  # the kdnlp loss the mode trains with, or reproduces
-        ctx = LossContext(problem.num_labels, student.config, teacher.config, problem.outputs)
-        loss = problem.build_loss(stage_of(args.mode, args).losses, ctx)
+        loss = build_loss(args, problem, teacher, student)
         result["loss"] = loss.formula()
     if args.mode.startswith("plain"):
         trainer = Trainer(model=student, args=training_args(args, out), train_dataset=train, data_collator=collator,

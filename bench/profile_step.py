@@ -32,12 +32,10 @@ def profile(args) -> dict:
     import torch
     from transformers import TrainerCallback
 
-    from kdnlp.losses import LossContext
     from kdnlp.trainer import DistillationTrainer
 
     problem, tokenizer, train, teacher, student, collator = distill_speed.setup(args)
-    ctx = LossContext(problem.num_labels, student.config, teacher.config, problem.outputs)
-    loss = problem.build_loss(distill_speed.stage_of(args.mode, args).losses, ctx)
+    loss = distill_speed.build_loss(args, problem, teacher, student)
     steps: list[dict[str, float]] = []
     current: dict[str, float] = defaultdict(float)
     marks: dict[str, float] = {}
