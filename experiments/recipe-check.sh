@@ -19,7 +19,8 @@
 # ta-chain runs without --control (its student starts from the assistant, so no twin starts where it does): it is
 # checked against the majority class only.
 # Usage: experiments/recipe-check.sh [DATA_DIR] [OUT] [TASKS] [STEPS] [SEEDS] [THRESHOLD]
-#   defaults: ../shared/data runs "sst2 mrpc" 300 1 5; RECIPES="hinton tinybert" (environment) checks only those.
+#   defaults: ../shared/data runs "sst2 mrpc" 300 1 5; RECIPES="hinton tinybert" (environment) checks only those;
+#   PRECISION=bf16 (environment) trains everything under bf16 autocast (about 1.5x faster on a recent CPU).
 set -euo pipefail
 DATA=${1:-../shared/data}
 OUT=${2:-runs}
@@ -29,6 +30,7 @@ SEEDS=${5:-1}
 THRESHOLD=${6:-5}
 export HF_HUB_OFFLINE=1
 K=${KDNLP:-.venv/bin/kdnlp}
+BF16=(); [ "${PRECISION:-fp32}" = bf16 ] && BF16=(--set training.bf16=true)
 TEXT="$DATA/seq2seq/opennmt_wmt_en_de_sample/src-train.txt"
 SKIP=" baseline finetune seqkd seqkd-word seqkd-inter seq2seq-baseline data-free data-free-dafl data-free-nodiv mtdnn "
 FOLDERS=()
@@ -38,8 +40,8 @@ for task in $TASKS; do
     *) SIZE=(--set max_length=128) ;;
   esac
   [ -d "$OUT/$task/teacher" ] || $K finetune --model minilm-l6 --task "$task" --data-dir "$DATA/glue" "${SIZE[@]}" \
-    --set training.save_strategy=no -o "$OUT/$task/teacher"
-  C=(--teacher "$OUT/$task/teacher" --task "$task" --data-dir "$DATA/glue" "${SIZE[@]}" --seeds "$SEEDS"
+    "${BF16[@]}" --set training.save_strategy=no -o "$OUT/$task/teacher"
+  C=(--teacher "$OUT/$task/teacher" --task "$task" --data-dir "$DATA/glue" "${SIZE[@]}" "${BF16[@]}" --seeds "$SEEDS"
      --set training.max_steps="$STEPS" --set training.save_strategy=no --set training.logging_steps=25)
   for file in recipes/*.yaml; do
     recipe=$(basename "$file" .yaml)
