@@ -19,7 +19,9 @@
 # ta-chain runs without --control (its student starts from the assistant, so no twin starts where it does): it is
 # checked against the majority class only.
 # Run so far (docs/results.md): PRECISION=bf16 experiments/recipe-check.sh ../shared/data runs/check sst2 200 1 5
-#   (1 h 6 min on 2 cores); the second task is still to run.
+#   (1 h 6 min on 2 cores), then the same with TASKS "sst2 stsb", which reuses the SST-2 runs and adds STS-B (its
+#   teacher, runs/check/stsb/teacher, linked to experiments/narrow.sh's: the same command). A rerun goes on where
+#   the last one stopped: each recipe's seeds folder skips the seeds that finished.
 # Usage: experiments/recipe-check.sh [DATA_DIR] [OUT] [TASKS] [STEPS] [SEEDS] [THRESHOLD]
 #   defaults: ../shared/data runs "sst2 mrpc" 300 1 5; RECIPES="hinton tinybert" (environment) checks only those;
 #   PRECISION=bf16 (environment) trains everything under bf16 autocast (about 1.5x faster on a recent CPU).
@@ -53,7 +55,7 @@ for task in $TASKS; do
     grep -q "data: text" "$file" && EXTRA+=(--text "$TEXT")
     [ "$recipe" = ta-chain ] || EXTRA+=(--control)
     D="$OUT/$task/check-$STEPS/$recipe"
-    [ -d "$D" ] || $K distill --recipe "$recipe" "${C[@]}" "${EXTRA[@]}" -o "$D"
+    $K distill --recipe "$recipe" "${C[@]}" "${EXTRA[@]}" -o "$D"   # a rerun skips the seeds that finished
     FOLDERS+=("$D")
   done
 done
