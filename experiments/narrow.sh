@@ -9,7 +9,8 @@
 # Each run folder's stages/<name>/done.json holds the dev score after that stage (the old run fell from 78.2 to 76.0
 # over its task intermediate stage on SST-2). Each task ends with `kdnlp check` and `kdnlp report` (fp32 scores of
 # every member, mean ± sd, paired difference ± SE, speed) in OUT/<task>/report-narrow.
-# Run so far (docs/results.md): TASKS=stsb VARIANTS=fixed PRECISION=bf16, 1 h 12 min on 2 cores.
+# Run so far (docs/results.md): TASKS=stsb VARIANTS=fixed PRECISION=bf16, 1 h 12 min on 2 cores; TASKS=sst2 the same,
+# 1 h 24 min (its teacher linked from experiments/headline.sh's runs/sst2-bf16/teacher, the same command).
 # Teachers: OUT/sst2/teacher and OUT/stsb/teacher, fine-tuned here if missing as experiments/sst2.sh and stsb.sh do
 # (SST-2: 1 epoch at length 64; STS-B: 3 epochs at 128).
 # Environment: TASKS (default "sst2 stsb"), VARIANTS (default "fixed pred-lr pred-gold"), PRECISION=bf16 to train
