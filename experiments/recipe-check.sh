@@ -20,8 +20,8 @@
 # checked against the majority class only.
 # Run so far (docs/results.md): PRECISION=bf16 experiments/recipe-check.sh ../shared/data runs/check sst2 200 1 5
 #   (1 h 6 min on 2 cores), then the same with TASKS "sst2 stsb", which reuses the SST-2 runs and adds STS-B (its
-#   teacher, runs/check/stsb/teacher, linked to experiments/narrow.sh's: the same command). A rerun goes on where
-#   the last one stopped: each recipe's seeds folder skips the seeds that finished.
+#   teacher, runs/check/stsb/teacher, linked to experiments/narrow.sh's: the same command), 1 h 38 min over two
+#   sessions. A rerun goes on where the last one stopped: each recipe's seeds folder skips the seeds that finished.
 # Usage: experiments/recipe-check.sh [DATA_DIR] [OUT] [TASKS] [STEPS] [SEEDS] [THRESHOLD]
 #   defaults: ../shared/data runs "sst2 mrpc" 300 1 5; RECIPES="hinton tinybert" (environment) checks only those;
 #   PRECISION=bf16 (environment) trains everything under bf16 autocast (about 1.5x faster on a recent CPU).
