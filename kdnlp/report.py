@@ -8,6 +8,7 @@ its paired difference to its control (kdnlp.seeds) follows the table.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from pathlib import Path
 from typing import Any
@@ -81,9 +82,10 @@ def build_report(
     for i, r in enumerate(runs):
         groups.setdefault(r["group"], []).append(i)
     offset = 1 if teacher is not None else 0
-    for members in groups.values():
-        first = runs[members[0]]
-        label = first["recipe"] + (f" ({len(members)} seeds)" if len(members) > 1 else f" ({Path(first['path']).name})")
+    labels = [_label([runs[i]["path"] for i in members], runs[members[0]]["recipe"]) for members in groups.values()]
+    for members, label in zip(groups.values(), labels):
+        if labels.count(label) > 1:  # one recipe in several folders (a seeds folder each): name the folder
+            label = f"{label[:-1]}, {Path(os.path.commonpath([runs[i]['path'] for i in members])).name})"
         rows.append(_row(label, [measured[offset + i] for i in members], ref, [runs[i]["seed"] for i in members]))
     report = {"task": result["task"], "split": result["split"], "examples": result["examples"],
               "scale": result["scale"], "teacher": teacher, "rows": rows,
@@ -95,6 +97,10 @@ def build_report(
     path = folder.finish()
     report["table"], report["path"] = table, str(path)
     return report
+
+
+def _label(paths: list[str], recipe: str) -> str:
+    return recipe + (f" ({len(paths)} seeds)" if len(paths) > 1 else f" ({Path(paths[0]).name})")
 
 
 def _row(label: str, measured: list[dict[str, Any]], ref: float | None, seeds: list) -> dict[str, Any]:

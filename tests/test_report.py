@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from kdnlp.errors import KdnlpError
 from kdnlp.evaluation import evaluate_models
 from kdnlp.report import build_report
+from kdnlp.run import SETTINGS
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +86,16 @@ def test_runs_on_other_training_data_are_other_rows(tmp_path):
                                                        "data_dir": data})
         groups.append(_run_info(tmp_path / name)["group"])
     assert groups[0] == groups[1] != groups[2]
+
+
+def test_one_recipe_in_two_folders_gets_two_labels(tiny_runs, tmp_path):
+    other = tmp_path / "subset"
+    for name in ("seed1", "seed2"):  # the same runs, told apart by their training data: two groups of one recipe
+        run = shutil.copytree(tiny_runs[name], other / name)
+        settings = json.loads((run / SETTINGS).read_text())
+        (run / SETTINGS).write_text(json.dumps({**settings, "max_train_samples": 8}))
+    runs = [tiny_runs["seed1"], tiny_runs["seed2"], other / "seed1", other / "seed2"]
+    report = build_report(runs, tmp_path / "out", data_dir=str(tiny_runs["glue"]))
+    labels = [r["label"] for r in report["rows"][1:]]
+    assert labels == [f"hinton (2 seeds, {tiny_runs['seed1'].parent.name})", "hinton (2 seeds, subset)"]
+    assert all(label in report["table"] for label in labels)
