@@ -185,6 +185,8 @@ def augment_texts(texts: list[str], fill_mask_model, tokenizer, p: float = 0.4, 
     """For each text, up to n new texts, words joined by single spaces: of n draws, those that repeat the original or
     an earlier draw are dropped (as in TinyBERT's code)."""
     _check(p, n, m, batch_size)
+    if p == 0:  # every draw repeats the original: no new text, and no need for the masked LM's passes
+        return [[] for _ in texts]
     rng = random.Random(seed)
     candidates = word_candidates(texts, fill_mask_model, tokenizer, m, word_vectors, batch_size, progress)
     out = []

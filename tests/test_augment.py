@@ -110,6 +110,7 @@ def test_p_zero_keeps_texts_and_p_one_changes_every_word_with_candidates(mlm):
     model, tok = mlm
     texts = [TEXT, f"{ODD} movie"]
     assert augment_texts(texts, model, tok, p=0, n=5, m=3, progress=False) == [[], []]
+    assert augment_texts(texts, None, tok, p=0, n=5, m=3, progress=False) == [[], []]  # the model is not run
     changed = augment_texts(texts, model, tok, p=1, n=10, m=3, progress=False)
     assert len(changed[0]) > 1 and changed[1]
     for text, new in zip(texts, changed):
