@@ -5,7 +5,7 @@
 # m 15); then tinybert over seeds on that subset with and without its augmentation, each beside its no-teacher twin
 # (the twin of the augmented run trains on the augmented rows with their original labels). `kdnlp report` scores all
 # on the real dev set. Budget: 1 + 1 epochs (intermediate + prediction; the twin 2 epochs), so the augmented runs
-# take about 7.5 times the steps of the plain ones, as TinyBERT's do.
+# take 7.5 (SST-2) to 8.5 (STS-B) times the steps of the plain ones, as TinyBERT's do.
 # Teachers: OUT/<task>/teacher, shared with experiments/narrow.sh and fine-tuned here as it does if missing.
 # Environment: TASKS, task:subset:masked-LM-steps triples (default "sst2:4000:600 stsb:1000:300"); PRECISION=fp32
 # for full precision (default bf16 autocast, as experiments/headline.sh).
