@@ -103,15 +103,18 @@ def check_folders(folders: list[str], threshold: float = THRESHOLD, data_dir: st
 
 
 def format_check(rows: list[dict[str, Any]]) -> str:
-    """The rows of `check_folders` as a Markdown table; flagged rows in bold."""
+    """The rows of `check_folders` as a Markdown table; flagged rows in bold. A recipe checked in several folders
+    of one task (variants of it) is named with its folder."""
     def num(value: float | None, k: float, sign: str = "") -> str:
         return "-" if value is None else f"{k * value:{sign}.2f}"
 
     lines = ["| task | recipe | seeds | student | control | difference | majority class | flags |",
              "|---|---|---|---|---|---|---|---|"]
+    seen = Counter((r["task"], r["recipe"]) for r in rows)
     for r in rows:
         k = r["scale"]
-        name = f"**{r['recipe']}**" if r["flags"] else r["recipe"]
+        name = r["recipe"] if seen[r["task"], r["recipe"]] == 1 else f"{r['recipe']} ({Path(r['folder']).name})"
+        name = f"**{name}**" if r["flags"] else name
         cells = [r["task"], name, ",".join(map(str, r["seeds"])), num(r["score"], k), num(r["control"], k),
                  num(r["difference"], k, "+"), num(r["majority"], k), "; ".join(r["flags"]) or "ok"]
         lines.append("| " + " | ".join(cells) + " |")

@@ -27,13 +27,14 @@ def glue(tmp_path) -> Path:
 
 
 def seeds_folder(path: Path, task: str, runs: dict[int, dict], controls: dict[int, dict] | None = None,
-                 **options) -> str:
+                 recipe: str | None = None, **options) -> str:
     """A seeds folder as `distill --seeds [--control]` leaves it, holding only what the check reads."""
     for kind, members in (("seed", runs), ("control", controls or {})):
         for seed, metrics in members.items():
             (path / f"{kind}-{seed}").mkdir(parents=True)
             (path / f"{kind}-{seed}" / "metrics.json").write_text(json.dumps({"metrics": metrics}))
-    summary = {"task": task, "recipe": path.name, "control_recipe": f"{path.name}-control" if controls else None,
+    recipe = recipe or path.name
+    summary = {"task": task, "recipe": recipe, "control_recipe": f"{recipe}-control" if controls else None,
                "score": {"seeds": sorted(runs)}}
     (path / "summary.json").write_text(json.dumps(summary))
     (path / "settings.json").write_text(json.dumps({"command": "seeds", "options": options}))
@@ -74,6 +75,16 @@ def test_check_folders_reads_each_member_and_the_dev_rows_it_was_scored_on(glue,
     assert table[2] == "| sst2 | hinton | 1,2 | 85.00 | 84.00 | +1.00 | 66.67 | ok |"
     assert table[3].startswith("| sst2 | **rkd** | 1 | 66.67 | 90.00 | -23.33 | 66.67 | at or below majority")
     assert table[4].startswith("| mrpc | **pkd** | 1 | 75.00 | - | - |")
+
+
+def test_one_recipe_in_several_folders_is_named_with_its_folder(glue, tmp_path):
+    short = seeds_folder(tmp_path / "tinybert-short", "sst2", {1: {"accuracy": 0.9}}, recipe="tinybert",
+                         data_dir=str(glue))
+    fast = seeds_folder(tmp_path / "tinybert-lr", "sst2", {1: {"accuracy": 0.5}}, recipe="tinybert", data_dir=str(glue))
+    other = seeds_folder(tmp_path / "hinton", "sst2", {1: {"accuracy": 0.9}}, data_dir=str(glue))
+    table = format_check(check_folders([short, fast, other])).splitlines()
+    assert [line.split(" | ")[1] for line in table[2:]] == ["tinybert (tinybert-short)", "**tinybert (tinybert-lr)**",
+                                                             "hinton"]
 
 
 def test_a_data_dir_given_replaces_the_runs_own(glue, tmp_path):
