@@ -31,11 +31,14 @@ def check_output_dir(path: Path, overwrite: bool) -> None:
 
 
 class RunFolder:
-    def __init__(self, path: str | os.PathLike, overwrite: bool = False):
+    def __init__(self, path: str | os.PathLike, overwrite: bool = False, replaces: bool = False):
+        """`overwrite`: the run may replace a finished folder at `path` and discard an interrupted one with other
+        settings; `replaces`: only the first (the caller has kept what the finished folder holds)."""
         self.path = Path(path)
         self.overwrite = overwrite
+        self.replaces = overwrite or replaces
         self.work = self.path.with_name(self.path.name + ".partial")
-        check_output_dir(self.path, overwrite)
+        check_output_dir(self.path, self.replaces)
 
     def check(self, settings: dict[str, Any], resume: bool = False) -> None:
         """Raises unless `start` may go ahead: an interrupted run in `work` is continued only with the same
@@ -68,7 +71,7 @@ class RunFolder:
         return self.work
 
     def finish(self) -> Path:
-        check_output_dir(self.path, self.overwrite)  # someone may have written there meanwhile
+        check_output_dir(self.path, self.replaces)  # someone may have written there meanwhile
         old = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
         if self.path.exists():
             self.path.rename(old)

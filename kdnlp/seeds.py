@@ -1,7 +1,8 @@
 """Comparisons over seeds: a recipe run once per seed into one folder, beside its no-teacher twin (the control).
 
 Layout of a seeds folder (built in `<out>.partial` like every run folder, so a rerun with the same settings goes on
-where it stopped and skips the seeds that finished; once finished, a rerun only returns its summary):
+where it stopped and skips the seeds that finished; once finished, a rerun only returns its summary, and a rerun
+that adds seeds keeps the finished ones and runs only the new):
 
     <out>/seed-<n>/       a normal run folder of the recipe with `training.seed=n`
     <out>/control-<n>/    with --control: the control recipe (`control_recipe`) with the same seed
@@ -19,6 +20,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import statistics
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,12 @@ def control_recipe(rec: recipes.Recipe) -> recipes.Recipe:
     return recipes.from_data(data)
 
 
+def _adds_seeds(old: dict[str, Any] | None, settings: dict[str, Any]) -> bool:
+    """Whether `settings` are a seeds folder's `old` settings with more seeds (every old seed kept)."""
+    return (old is not None and {**old, "seeds": None} == {**settings, "seeds": None}
+            and set(old["seeds"]) < set(settings["seeds"]))
+
+
 def _seeded(rec: recipes.Recipe, seed: int) -> recipes.Recipe:
     return recipes.from_data(rec.to_dict(), [f"training.seed={seed}"])
 
@@ -128,11 +136,24 @@ def run_seeds(recipe: str | recipes.Recipe, task: str, output_dir: str | Path, s
     settings = {"command": "seeds", "recipe": rec.to_dict(), "control": twin.to_dict() if twin else None,
                 "seeds": list(seeds), "task": problem.name, "options": options}
     done = Path(output_dir)
-    if not overwrite and is_seeds_folder(done) and json.loads((done / SETTINGS).read_text()) == settings:
+    finished = json.loads((done / SETTINGS).read_text()) if is_seeds_folder(done) else None
+    if not overwrite and finished == settings:
         say(f"{done} finished earlier with these settings: every seed has run")
         return json.loads((done / SUMMARY).read_text())
-    folder = RunFolder(output_dir, overwrite)
+    grows = not overwrite and _adds_seeds(finished, settings)
+    folder = RunFolder(output_dir, overwrite, replaces=grows)
+    saved = folder.work / SETTINGS
+    if not overwrite and saved.is_file() and _adds_seeds(json.loads(saved.read_text()), settings):
+        write_json(saved, settings)  # an interrupted run given more seeds: its finished seeds are kept
     work = folder.start(settings)
+    if grows:  # copied, so the finished folder stays whole until the grown one replaces it
+        say(f"{done} holds seeds {','.join(map(str, finished['seeds']))}: keeping them, running the others")
+        for member in sorted(done.iterdir()):
+            if (member / "metrics.json").is_file() and not (work / member.name).exists():
+                copy = work / f".{member.name}.copy"  # a copy cut short is never taken for a finished seed
+                shutil.rmtree(copy, ignore_errors=True)
+                shutil.copytree(member, copy)
+                copy.rename(work / member.name)
     runs = {"seed": rec, "control": twin} if twin else {"seed": rec}
     scores: dict[str, dict[int, float]] = {kind: {} for kind in runs}
     metrics: dict[str, Any] = {}

@@ -74,12 +74,13 @@ def test_a_rerun_skips_the_seeds_that_finished(tiny_teacher_dir, tmp_path, monke
 
     glue = write_sst2(tmp_path / "glue")
     real = kdnlp.distill.run_recipe
-    ran = []
+    ran, dies = [], ["control-2"]  # the first try dies at its last run
 
     def counted(rec, task, out, **kwargs):
         ran.append(out.name)
-        if out.name == "control-2" and len(ran) == 4:
-            raise KeyboardInterrupt  # the first try dies at its last run
+        if out.name in dies:
+            dies.remove(out.name)
+            raise KeyboardInterrupt
         return real(rec, task, out, **kwargs)
 
     monkeypatch.setattr(kdnlp.distill, "run_recipe", counted)
@@ -91,8 +92,21 @@ def test_a_rerun_skips_the_seeds_that_finished(tiny_teacher_dir, tmp_path, monke
     assert ran == ["seed-1", "control-1", "seed-2", "control-2", "control-2"]
     assert summary["score"]["n"] == 2 and (tmp_path / "out" / "control-2" / "metrics.json").is_file()
     assert run_seeds("hinton", "sst2", tmp_path / "out", [1, 2], **args) == summary and len(ran) == 5
-    with pytest.raises(KdnlpError, match="not empty"):  # other seeds: a new folder, or --overwrite
+    with pytest.raises(KdnlpError, match="not empty"):  # seeds dropped: a new folder, or --overwrite
         run_seeds("hinton", "sst2", tmp_path / "out", [1, 3], **args)
+
+    # More seeds: the finished ones are kept, and the finished folder stays whole until the grown one replaces it.
+    dies.append("control-3")
+    with pytest.raises(KeyboardInterrupt):
+        run_seeds("hinton", "sst2", tmp_path / "out", [1, 2, 3], **args)
+    assert json.loads((tmp_path / "out" / "summary.json").read_text()) == summary
+    assert (tmp_path / "out.partial" / "seed-3" / "metrics.json").is_file()
+    grown = run_seeds("hinton", "sst2", tmp_path / "out", [1, 2, 3, 4], **args)  # the interrupted try, grown again
+    assert ran[5:] == ["seed-3", "control-3", "control-3", "seed-4", "control-4"]
+    assert grown["score"]["seeds"] == [1, 2, 3, 4] and not (tmp_path / "out.partial").exists()
+    assert {k: grown["runs"][k] for k in summary["runs"]} == summary["runs"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.name.startswith("seed-")) == [
+        "seed-1", "seed-2", "seed-3", "seed-4"]
 
 
 def test_the_control_gets_the_recipes_student_and_task_budget():

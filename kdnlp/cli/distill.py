@@ -37,7 +37,7 @@ def distill(
     report_to: o.ReportTo = None,
     push_to_hub: Annotated[Optional[str], typer.Option("--push-to-hub", help="When the run has finished, push the student and its model card to this Hub repository (user/name; private unless --public).")] = None,
     public: o.Public = False,
-    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Run the recipe once per seed (e.g. 1,2,3) into OUTPUT_DIR/seed-N/, with a summary (mean ± sd); a rerun skips finished seeds.")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Run the recipe once per seed (e.g. 1,2,3) into OUTPUT_DIR/seed-N/, with a summary (mean ± sd); a rerun skips finished seeds, and one given more seeds (1,2,3 after 1) runs only the new ones.")] = None,
     control: Annotated[bool, typer.Option("--control", help="With --seeds: also run the no-teacher twin (gold labels only, same student and budget) per seed into OUTPUT_DIR/control-N/, and report the paired difference.")] = False,
 ) -> None:
     """Distill a teacher into a student with a recipe; writes the student to OUTPUT_DIR/model and its metrics."""
