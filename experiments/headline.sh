@@ -5,7 +5,9 @@
 # % of the teacher). Everything in bf16 autocast (PRECISION=fp32 for full precision): on this CPU it trains about
 # 1.5x faster at the same accuracy (docs/benchmarks.md, hinton-cache-bf16). The teacher's logits are cached once and
 # shared by the seeds. RECIPES (environment) lists the distilled recipes, run in that order; a rerun skips what
-# finished and goes on with a seeds folder that stopped part-way.
+# finished and goes on with a seeds folder that stopped part-way. EPOCHS (default 1) trains the students (and their
+# twins) longer, into seeds-<recipe>-<EPOCHS>ep, and the report (report-<EPOCHS>ep) sets each beside its one-epoch
+# folder where that has run; the teacher keeps its one epoch.
 # Usage: experiments/headline.sh [DATA_DIR] [OUT] [SEEDS]     (defaults: ../shared/data runs/sst2-bf16 1,2,3)
 set -euo pipefail
 DATA=${1:-../shared/data}
@@ -13,6 +15,9 @@ OUT=${2:-runs/sst2-bf16}
 SEEDS=${3:-1,2,3}
 RECIPES=${RECIPES:-"hinton pkd-skip"}
 PRECISION=${PRECISION:-bf16}
+EPOCHS=${EPOCHS:-1}
+SUFFIX=""
+[ "$EPOCHS" = 1 ] || SUFFIX="-${EPOCHS}ep"
 export HF_HUB_OFFLINE=1
 K=".venv/bin/kdnlp"
 COMMON=(--task sst2 --data-dir "$DATA/glue" --set training.num_train_epochs=1 --set max_length=64
@@ -22,7 +27,8 @@ COMMON=(--task sst2 --data-dir "$DATA/glue" --set training.num_train_epochs=1 --
 FOLDERS=()
 for recipe in $RECIPES; do
   $K distill --recipe "$recipe" --teacher "$OUT/teacher" "${COMMON[@]}" --set student.strategy=first \
-    --seeds "$SEEDS" --control -o "$OUT/seeds-$recipe"
-  FOLDERS+=("$OUT/seeds-$recipe")
-  $K report "${FOLDERS[@]}" --teacher "$OUT/teacher" --data-dir "$DATA/glue" -o "$OUT/report" --overwrite
+    --set training.num_train_epochs="$EPOCHS" --seeds "$SEEDS" --control -o "$OUT/seeds-$recipe$SUFFIX"
+  [ -n "$SUFFIX" ] && [ -d "$OUT/seeds-$recipe" ] && FOLDERS+=("$OUT/seeds-$recipe")
+  FOLDERS+=("$OUT/seeds-$recipe$SUFFIX")
+  $K report "${FOLDERS[@]}" --teacher "$OUT/teacher" --data-dir "$DATA/glue" -o "$OUT/report$SUFFIX" --overwrite
 done
