@@ -16,7 +16,8 @@ linear learning-rate decay from 5e-5, gradient clipping at 1.0):
   hinton-bf16            `hinton` with bf16 (teacher in bf16, student under bf16 autocast)
   hinton-cache-bf16      `hinton-cache` with bf16 (the cache built by the bf16 teacher)
   pkd-skip               the pkd-skip recipe's loss (soft targets, gold labels, normalised [CLS] MSE on the skip map)
-  tinybert-1             the tinybert recipe's stage 1 (embedding, hidden and attention MSE, uniform map; eager)
+  tinybert-1             the tinybert recipe's stage 1 (embedding, hidden and attention MSE, uniform map; the
+                         attention recomputed from the captured queries and keys, so no eager attention)
   textbrewer-kd          TextBrewer 0.2.1 GeneralDistiller with the loss of `hinton` (bench/peers.py)
   textbrewer-kd-cache    TextBrewer's BasicDistiller with its own in-memory logit cache (is_caching_logits)
   textbrewer-tinybert-1  GeneralDistiller with the intermediate matches of `tinybert-1`
@@ -51,7 +52,7 @@ PEERS = {**{m: ("textbrewer-kd", "textbrewer-kd-cache") for m in ("hinton", "hin
                                                                  "hinton-cache-bf16")},
          "tinybert-1": ("textbrewer-tinybert-1",)}
 #: Modes whose models need eager attention (attention maps are returned by no other implementation).
-EAGER = ("plain-eager", "teacher-inter", "tinybert-1", "textbrewer-tinybert-1")
+EAGER = ("plain-eager", "teacher-inter", "textbrewer-tinybert-1")
 
 
 def stage_of(mode: str, args):

@@ -6,7 +6,9 @@ The distillation config is read off kdnlp's own built loss (CompositeLoss), so t
   gradients are kdnlp's; `ce` (weight c) -> the student's own label loss through the adaptor, `hard_label_weight` c.
 - `tinybert_embedding` -> a `hidden_mse` match of hidden state 0; `tinybert_hidden` and `tinybert_attention` ->
   one `hidden_mse` / `attention_mse` match per pair of kdnlp's layer map, each weighted 1/pairs (kdnlp averages over
-  the pairs); a linear projection student -> teacher width where kdnlp has one (widths differ). TextBrewer's MSEs
+  the pairs); TextBrewer reads the attention probabilities the models return (after dropout in training mode), which
+  kdnlp's `form: probs` recomputes from the queries and keys before dropout, and its default `form: scores` replaces
+  by the pre-softmax scores: the same amount of work, another target; a linear projection student -> teacher width where kdnlp has one (widths differ). TextBrewer's MSEs
   average over all real tokens of the batch where kdnlp averages per example first: the same work, weighted slightly
   differently when lengths differ.
 
@@ -15,7 +17,7 @@ What TextBrewer 0.2.1 needs to run with transformers 5 / torch 2.13 (worked arou
 - it calls `model(**batch)` only when `type(batch) is dict`; the collators' BatchEncoding is a UserDict, so it would
   call `model(*batch)` with the key names as positional arguments: `batch_postprocessor=dict`;
 - adaptors read the ModelOutput fields by name (`logits`, `hidden_states`, `attentions`, `loss`), which transformers 5
-  still has; the attention maps need eager attention (set by the caller), as for kdnlp;
+  still has; the attention maps need eager attention (set by the caller); kdnlp's terms do not;
 - it writes the student's state dict at the end of every epoch: the time is measured and reported apart.
 """
 from __future__ import annotations

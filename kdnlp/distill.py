@@ -72,7 +72,6 @@ class Run:
     teacher_tokenizer: Any | None  # the teacher's own, when it reads text differently from the student
     teacher_model: Any | None
     student_model: Any
-    attention: str | None
     train: Any  # the raw training split; None when no stage reads it (kdnlp.sources)
     text: Any | None  # unlabeled text for `data: text` stages, encoded
     dev: Any
@@ -192,11 +191,6 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
         c = student_model.config
         say(f"student ({rec.student.init}): teacher layers {ids}, hidden {c.hidden_size}, {c.num_attention_heads} heads")
         info["student_layers"] = ids
-    attention = None
-    if any("attentions" in LOSSES.get(t.loss).needs for st in rec.stages for t in st.losses):
-        attention = "eager"  # sdpa returns no attention maps
-        for model in filter(None, (teacher_model, student_model)):
-            model.set_attn_implementation(attention)
     _check_chain(rec, student_model.config, teacher_tokenizer is not None)
     info["params"] = {"student": num_params(student_model)}
     if teacher_model is not None:
@@ -216,7 +210,7 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
 
             own = encode_text(raw, teacher_tokenizer, rec.max_length, prefix=TEACHER_PREFIX)
             text_set = datasets.concatenate_datasets([text_set, own], axis=1)
-    run = Run(rec, problem, folder, teacher, tokenizer, teacher_tokenizer, teacher_model, student_model, attention,
+    run = Run(rec, problem, folder, teacher, tokenizer, teacher_tokenizer, teacher_model, student_model,
               train, text_set, dev, None, args, info, seed, teacher_cache, resume)
     run.dev_enc = run.encode(dev)
     settings = {"recipe": rec.to_dict(), "task": problem.name, "teacher": teacher, "student": student, "text": text,
@@ -266,12 +260,9 @@ def _step_down(run: Run, st: recipes.Stage) -> dict[str, Any]:
     from kdnlp.students import build_student
 
     previous = run.rec.stages[run.rec.stages.index(st) - 1].name
-    run.teacher_model = type(run.student_model).from_pretrained(run.work / "stages" / previous / "model",
-                                                                attn_implementation=run.attention)
+    run.teacher_model = type(run.student_model).from_pretrained(run.work / "stages" / previous / "model")
     transformers.set_seed(run.seed)
     run.student_model, ids = build_student(run.teacher_model, st.student)
-    if run.attention:
-        run.student_model.set_attn_implementation(run.attention)
     say(f"stage '{st.name}': the teacher is the student of stage '{previous}'; the student starts from its layers {ids}")
     return {"teacher": f"stages/{previous}/model", "teacher_digest": weights_digest(run.teacher_model),
             "student_layers": ids, "params": {"student": num_params(run.student_model),
@@ -296,7 +287,7 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
     source = SOURCES.get(st.data)
     if (folder / STAGE_DONE).is_file():
         say(f"stage '{st.name}' finished earlier: using its student")
-        run.student_model = type(run.student_model).from_pretrained(folder / "model", attn_implementation=run.attention)
+        run.student_model = type(run.student_model).from_pretrained(folder / "model")
         return json.loads((folder / STAGE_DONE).read_text())
     if not run.resume and run.state.is_main_process and folder.exists():
         shutil.rmtree(folder)  # checkpoints of an interrupted try: start the stage afresh

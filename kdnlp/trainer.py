@@ -41,7 +41,6 @@ class Outputs(ModelOutput):
 
     logits: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
     qkv: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...] | None = None  # per layer (kdnlp.capture)
 
 
@@ -154,10 +153,6 @@ class DistillationTrainer(Trainer):
             self.distill_loss.load_state_dict(torch.load(path, map_location=self.args.device))
         super()._load_optimizer_and_scheduler(checkpoint)
 
-    def _output_kwargs(self) -> dict[str, bool]:
-        needs = self.distill_loss.needs
-        return {"output_hidden_states": "hidden_states" in needs, "output_attentions": "attentions" in needs}
-
     def _teacher_batch(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """What the teacher's forward takes from a batch: its own tokenisation if the batch has one."""
         own = {k.removeprefix(TEACHER_PREFIX): v for k, v in inputs.items() if k.startswith(TEACHER_PREFIX)}
@@ -177,8 +172,8 @@ class DistillationTrainer(Trainer):
     def _forward(self, model, inputs: dict[str, Any]) -> Outputs:
         """`model`'s outputs on `inputs`, with what the loss terms need beyond logits."""
         with capture(model, "qkv" in self.distill_loss.needs) as qkv:
-            out = model(**inputs, **self._output_kwargs())
-        return Outputs(logits=out.logits, hidden_states=out.get("hidden_states"), attentions=out.get("attentions"),
+            out = model(**inputs, output_hidden_states="hidden_states" in self.distill_loss.needs)
+        return Outputs(logits=out.logits, hidden_states=out.get("hidden_states"),
                        qkv=None if qkv is None else tuple(map(tuple, qkv)))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

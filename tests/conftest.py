@@ -41,13 +41,16 @@ def tokenizer(minilm_path):
     return AutoTokenizer.from_pretrained(minilm_path)
 
 
-def tiny_config(layers: int = 4, hidden: int = 32, heads: int = 4, num_labels: int = 2, vocab_size: int = 30522):
+def tiny_config(layers: int = 4, hidden: int = 32, heads: int = 4, num_labels: int = 2, vocab_size: int = 30522,
+                attention_dropout: float = 0.1):
+    """A tiny BERT config. Attention dropout is real, as in pretrained models, so that every test that trains sees
+    what training mode does to the attention (a model returns its attention after dropout); hidden dropout is off."""
     from transformers import BertConfig
 
     return BertConfig(
         vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
         intermediate_size=2 * hidden, max_position_embeddings=128, num_labels=num_labels,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=attention_dropout,
         problem_type="regression" if num_labels == 1 else "single_label_classification",
     )
 

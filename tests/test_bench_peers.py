@@ -2,6 +2,7 @@
 benchmark compares the same work."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 from types import SimpleNamespace
 
@@ -55,15 +56,20 @@ def test_soft_targets_give_kdnlps_gradient(terms, tmp_path):
 
 
 def test_tinybert_stage_one_matches_are_kdnlps(tmp_path):
+    """TextBrewer reads the attention probabilities the model returns (eager attention; in eval mode, before any
+    dropout), so it matches kdnlp's `form: probs`, which recomputes them from the captured queries and keys."""
     from textbrewer.distiller_utils import post_adaptor
 
     from kdnlp import recipe as recipes
+    from kdnlp.capture import capture
 
     teacher, student = tiny_classifier(), tiny_classifier(seed=1, layers=2)
     for model in (teacher, student):
         model.set_attn_implementation("eager")
     stage = recipes.load("tinybert").stages[0]
-    loss = CompositeLoss.build(stage.losses, LossContext(2, student.config, teacher.config))
+    terms = [dataclasses.replace(t, params={**t.params, "form": "probs"}) if t.loss == "tinybert_attention" else t
+             for t in stage.losses]
+    loss = CompositeLoss.build(terms, LossContext(2, student.config, teacher.config))
     distiller = _distiller(loss, teacher, student, tmp_path)
     matches = distiller.d_config.intermediate_matches
     assert [(m.feature, m.layer_S, m.layer_T) for m in matches] == [
@@ -71,10 +77,10 @@ def test_tinybert_stage_one_matches_are_kdnlps(tmp_path):
     torch.manual_seed(0)
     batch = {"input_ids": torch.randint(0, 1000, (4, 7)), "attention_mask": torch.ones(4, 7, dtype=torch.long)}
     kw = {"output_hidden_states": True, "output_attentions": True}
-    with torch.no_grad():
+    with torch.no_grad(), capture(teacher) as qkv_t, capture(student) as qkv_s:
         out_t, out_s = teacher(**batch, **kw), student(**batch, **kw)
-    ours, _ = loss(Outputs(logits=out_s.logits, hidden_states=out_s.hidden_states, attentions=out_s.attentions),
-                   Outputs(logits=out_t.logits, hidden_states=out_t.hidden_states, attentions=out_t.attentions), batch)
+    ours, _ = loss(Outputs(logits=out_s.logits, hidden_states=out_s.hidden_states, qkv=tuple(map(tuple, qkv_s))),
+                   Outputs(logits=out_t.logits, hidden_states=out_t.hidden_states, qkv=tuple(map(tuple, qkv_t))), batch)
     theirs, _ = distiller.compute_loss(post_adaptor(distiller.adaptor_S(batch, out_s)),
                                        post_adaptor(distiller.adaptor_T(batch, out_t)))
     assert ours > 0

@@ -12,18 +12,16 @@ from kdnlp.losses import LOSSES, CompositeLoss, LossContext
 from kdnlp.losses.cosine import masked_cosine_loss
 from kdnlp.losses.hinton import soft_target_kl
 
-CFG = SimpleNamespace(hidden_size=8, num_hidden_layers=2, num_attention_heads=2)
+CFG = SimpleNamespace(model_type="bert", hidden_size=8, num_hidden_layers=2, num_attention_heads=2)
 
 
 def outputs(seed: int, requires_grad: bool = False, num_labels: int = 3):
     g = torch.Generator().manual_seed(seed)
     logits = torch.randn(4, num_labels, generator=g, requires_grad=requires_grad)
     hidden = tuple(torch.randn(4, 5, 8, generator=g, requires_grad=requires_grad) for _ in range(3))
-    scores = [torch.randn(4, 2, 5, 5, generator=g, requires_grad=requires_grad) for _ in range(2)]
-    attentions = tuple(x.softmax(-1) for x in scores)
     qkv = tuple(tuple(torch.randn(4, 5, 8, generator=g, requires_grad=requires_grad) for _ in range(3)) for _ in range(2))
-    return SimpleNamespace(logits=logits, hidden_states=hidden, attentions=attentions, qkv=qkv,
-                           leaves=[logits, *hidden, *scores, *(x for layer in qkv for x in layer)])
+    return SimpleNamespace(logits=logits, hidden_states=hidden, qkv=qkv,
+                           leaves=[logits, *hidden, *(x for layer in qkv for x in layer)])
 
 
 BATCH = {"labels": torch.tensor([0, 2, 1, 1]), "attention_mask": torch.tensor([[1] * 5, [1] * 3 + [0] * 2, [1] * 5, [1] * 4 + [0]])}
@@ -84,14 +82,14 @@ def test_hinton_is_float32_and_finite_on_extreme_half_precision_logits():
 def test_every_term_is_float32_and_finite_on_extreme_half_precision_outputs(dtype, teacher_hidden):
     """Half-precision outputs with values near fp16's limit, under autocast: the composite casts them up and
     turns autocast off, so each term (projections included, teacher_hidden 16) is computed in float32."""
-    ctx = LossContext(3, CFG, SimpleNamespace(hidden_size=teacher_hidden, num_hidden_layers=2, num_attention_heads=2))
+    ctx = LossContext(3, CFG, SimpleNamespace(**{**vars(CFG), "hidden_size": teacher_hidden}))
     names = [n for n in TEACHER_LOSSES if teacher_hidden == 8 or n not in ("cosine", "pkd")]
     comp = CompositeLoss({n: (1.0, LOSSES.get(n)(LOSSES.get(n).Config(), ctx)) for n in names})
 
     def extreme(seed, hidden):
         o = outputs(seed)
         big = lambda x: (x.sign() * 6e4).to(dtype)  # noqa: E731
-        return SimpleNamespace(logits=big(o.logits), attentions=tuple(a.to(dtype) for a in o.attentions),
+        return SimpleNamespace(logits=big(o.logits),
                                hidden_states=tuple(big(torch.randn(4, 5, hidden)) for _ in o.hidden_states),
                                qkv=tuple(tuple(big(torch.randn(4, 5, hidden)) for _ in range(3)) for _ in o.qkv))
 
@@ -110,7 +108,6 @@ def test_a_batch_value_is_the_mean_of_its_examples_values(name):
 
     def half(o, rows):
         return SimpleNamespace(logits=o.logits[rows], hidden_states=tuple(h[rows] for h in o.hidden_states),
-                               attentions=tuple(a[rows] for a in o.attentions),
                                qkv=tuple(tuple(x[rows] for x in layer) for layer in o.qkv))
 
     parts = [loss(half(s, rows), half(t, rows), {k: v[rows] for k, v in BATCH.items()}) for rows in (slice(0, 2), slice(2, 4))]
@@ -200,12 +197,12 @@ def test_tinybert_mse_terms_match_hand_computation_and_skip_padding():
 
 
 def test_tinybert_projections_bridge_hidden_sizes_and_get_gradients():
-    narrow = SimpleNamespace(hidden_size=4, num_hidden_layers=2, num_attention_heads=1)
+    narrow = SimpleNamespace(model_type="bert", hidden_size=4, num_hidden_layers=2, num_attention_heads=1)
     ctx = LossContext(3, narrow, CFG)
     t = outputs(6)
     g = torch.Generator().manual_seed(7)
     s = SimpleNamespace(hidden_states=tuple(torch.randn(4, 5, 4, generator=g, requires_grad=True) for _ in range(3)),
-                        attentions=tuple(torch.rand(4, 1, 5, 5, generator=g).softmax(-1) for _ in range(2)))
+                        qkv=tuple(tuple(torch.randn(4, 5, 4, generator=g) for _ in range(3)) for _ in range(2)))
     for name, extra in (("tinybert_hidden", {}), ("tinybert_hidden", {"shared_projection": True}), ("tinybert_embedding", {})):
         cls = LOSSES.get(name)
         loss = cls(cls.Config(**extra), ctx)

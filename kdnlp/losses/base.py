@@ -34,8 +34,9 @@ class LossContext:
 class DistillationLoss(nn.Module):
     """One named loss term. `forward` returns a float32 scalar.
 
-    `needs` lists the model outputs the term reads (``logits``, ``hidden_states``, ``attentions``, ``qkv``: each
-    layer's self-attention query/key/value vectors, kdnlp.capture), so the trainer asks the models for them only
+    `needs` lists the model outputs the term reads (``logits``, ``hidden_states``, ``qkv``: each layer's
+    self-attention query/key/value vectors, kdnlp.capture; attention maps are computed from them, since a model
+    returns its attention after dropout in training mode: kdnlp.losses.attention), so the trainer asks the models for them only
     when some term reads them;
     `uses_teacher` is False for terms that read only the labels, so a recipe made of them runs no teacher.
     A subclass is an nn.Module so that learnable projections are trained with the student.

@@ -5,7 +5,8 @@ MiniLMv2 takes an upper-middle layer of large teachers), so there is no layer ma
 (seq x seq) distribution per head and query, so there is no projection and the widths may differ.
 
 - v1: KL(teacher || student) between the self-attention distributions softmax(Q_a K_a^T / sqrt(d_a)) of each head a
-  (the models' `attentions`), plus KL between the value relations softmax(V_a V_a^T / sqrt(d_a)). Heads are matched
+  (recomputed from the captured queries and keys, kdnlp.losses.attention: a model's returned attention is after
+  dropout in training mode), plus KL between the value relations softmax(V_a V_a^T / sqrt(d_a)). Heads are matched
   one to one, so teacher and student must have the same number of heads (an error says so otherwise).
 - v2 (`version: v2`): the queries, keys and values of all heads, concatenated, are split into `num_relation_heads`
   relation heads (the same count for both models, whatever their own head counts), and the term is the sum of the
@@ -16,7 +17,6 @@ then over examples: a batch's value is the mean of its examples' values. Q, K an
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +24,7 @@ import torch
 
 from kdnlp.errors import KdnlpError
 from kdnlp.layers import num_layers
+from kdnlp.losses import attention
 from kdnlp.losses.base import LOSSES, DistillationLoss
 
 PAPER = ("Wang et al. MiniLM: Deep Self-Attention Distillation for Task-Agnostic Compression of Pre-Trained "
@@ -40,22 +41,14 @@ def distribution_kl(log_t: torch.Tensor, log_s: torch.Tensor, mask: torch.Tensor
     return ((kl * m[:, None, :]).sum((1, 2)) / (m.sum(1) * kl.shape[1]).clamp(min=1.0)).mean()
 
 
-def log_probs(attention: torch.Tensor) -> torch.Tensor:
-    """Log of attention probabilities, finite where a probability underflowed to 0."""
-    return attention.float().clamp(min=torch.finfo(torch.float32).tiny).log()
-
-
-def relation(x: torch.Tensor, heads: int, mask: torch.Tensor) -> torch.Tensor:
-    """log softmax(X_a X_a^T / sqrt(d_a)) over the real keys for each of `heads` slices of x (batch, seq, width):
-    (batch, heads, seq, seq)."""
-    b, n, width = x.shape
-    x = x.float().view(b, n, heads, width // heads).transpose(1, 2)
-    scores = x @ x.transpose(-1, -2) / math.sqrt(width // heads)
-    return scores.masked_fill(~mask.bool()[:, None, None, :], torch.finfo(torch.float32).min).log_softmax(-1)
+def relation(a: torch.Tensor, b: torch.Tensor, heads: int, mask: torch.Tensor) -> torch.Tensor:
+    """log softmax(A_a B_a^T / sqrt(d_a)) over the real keys for each of `heads` slices of a, b (batch, seq, width):
+    (batch, heads, seq, seq). With a = Q, b = K it is the self-attention; with a = b, a relation."""
+    return attention.log_softmax(attention.scores(a, b, heads), mask)
 
 
 def relation_kl(student: torch.Tensor, teacher: torch.Tensor, heads: int, mask: torch.Tensor) -> torch.Tensor:
-    return distribution_kl(relation(teacher, heads, mask), relation(student, heads, mask), mask)
+    return distribution_kl(relation(teacher, teacher, heads, mask), relation(student, student, heads, mask), mask)
 
 
 @dataclass
@@ -78,12 +71,14 @@ class MiniLMLoss(DistillationLoss):
     name = "minilm"
     paper = PAPER
     Config = MiniLMConfig
-    needs = frozenset({"attentions", "qkv"})
+    needs = frozenset({"qkv"})
 
     def __init__(self, config, ctx):
         super().__init__(config, ctx)
         config.validate("minilm")
         s, t = ctx.student_config, ctx.teacher_config
+        for c in (s, t):
+            attention.check_supported(c, self.name)
         depth = num_layers(t)
         self.layer = config.teacher_layer or depth
         if self.layer > depth:
@@ -95,7 +90,6 @@ class MiniLMLoss(DistillationLoss):
                     f"and the teacher {t.num_attention_heads}; use version: v2 (relation heads) or equal head counts")
             self.heads = t.num_attention_heads
         else:
-            self.needs = frozenset({"qkv"})
             self.heads = config.num_relation_heads or t.num_attention_heads
             for who, c in (("student", s), ("teacher", t)):
                 if c.hidden_size % self.heads:
@@ -107,6 +101,5 @@ class MiniLMLoss(DistillationLoss):
         s, t = student_out.qkv[-1], teacher_out.qkv[self.layer - 1]
         if self.config.version == "v2":
             return torch.stack([relation_kl(a, b, self.heads, mask) for a, b in zip(s, t)]).sum()
-        attention = distribution_kl(log_probs(teacher_out.attentions[self.layer - 1]),
-                                    log_probs(student_out.attentions[-1]), mask)
-        return attention + relation_kl(s[2], t[2], self.heads, mask)
+        maps = distribution_kl(relation(t[0], t[1], self.heads, mask), relation(s[0], s[1], self.heads, mask), mask)
+        return maps + relation_kl(s[2], t[2], self.heads, mask)

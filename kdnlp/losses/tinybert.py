@@ -14,11 +14,12 @@ Choices (the paper leaves them open or the released code differs):
 - Padding is left out of every MSE (TinyBERT's code averages over padded positions too), and each example
   weighs the same (mean over its real tokens, then over examples), so gradient accumulation and multi-process
   batches give exactly the one-batch loss.
-- Attention: transformers exposes attention *probabilities* (post-softmax); TinyBERT's code matches the
-  pre-softmax scores with masked entries zeroed. Probabilities are bounded and need no extra hooks into the
-  model, and MiniLM's later work matches distributions too, so kdnlp matches probabilities over real
-  (query, key) pairs. With equal head counts each head is matched to its twin and the MSE is averaged over
-  heads; with different counts, the head-averaged maps are matched (a note is printed).
+- Attention (`form`): TinyBERT's code matches the pre-softmax scores Q K^T / sqrt(d) with masked entries zeroed;
+  `scores`, the default, does that over real (query, key) pairs; `probs` matches the softmax probabilities over the
+  real keys (bounded, as MiniLM's distributions are). Either is recomputed from the captured queries and keys
+  (kdnlp.losses.attention): the attention a model returns in training mode is after dropout. With equal head counts
+  each head is matched to its twin and the MSE is averaged over heads; with different counts, the head-averaged
+  maps are matched (a note is printed).
 - Prediction: TinyBERT's soft cross-entropy -sum softmax(t/T) log softmax(s/T) equals KL(t||s) plus the
   teacher's entropy, a constant for the student: kdnlp reports the KL (same gradients, 0 at a perfect
   match), with no T^2 factor, as in TinyBERT. Regression tasks: MSE to the teacher's predictions.
@@ -27,11 +28,13 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdnlp.losses import attention
 from kdnlp.losses.base import LOSSES, DistillationLoss, MappedLoss
 from kdnlp.losses.hinton import HintonConfig, item_mask, kl_at_temperature
 
@@ -125,6 +128,7 @@ class HiddenLoss(MappedLoss):
 @dataclass
 class AttentionConfig:
     layers: str | list[int] = "uniform"
+    form: Literal["scores", "probs"] = "scores"  # TinyBERT's code: scores
 
 
 @LOSSES.register("tinybert_attention")
@@ -132,19 +136,25 @@ class AttentionLoss(MappedLoss):
     name = "tinybert_attention"
     paper = PAPER
     Config = AttentionConfig
-    needs = frozenset({"attentions"})
+    needs = frozenset({"qkv"})
 
     def __init__(self, config, ctx):
         super().__init__(config, ctx)
-        hs, ht = ctx.student_config.num_attention_heads, ctx.teacher_config.num_attention_heads
-        if hs != ht:
-            print(f"kdnlp: student has {hs} attention heads, teacher {ht}: matching head-averaged maps", file=sys.stderr)
+        for c in (ctx.student_config, ctx.teacher_config):
+            attention.check_supported(c, self.name)
+        self.heads = ctx.student_config.num_attention_heads, ctx.teacher_config.num_attention_heads
+        if self.heads[0] != self.heads[1]:
+            print(f"kdnlp: student has {self.heads[0]} attention heads, teacher {self.heads[1]}: matching head-averaged "
+                  "maps", file=sys.stderr)
+
+    def maps(self, qkv, count: int, mask: torch.Tensor) -> torch.Tensor:
+        s = attention.scores(qkv[0], qkv[1], count)
+        return s if self.config.form == "scores" else attention.log_softmax(s, mask).exp()
 
     def forward(self, student_out, teacher_out, batch):
         mask = batch["attention_mask"]
-        losses = [
-            attention_mse(student_out.attentions[s - 1], teacher_out.attentions[t - 1], mask) for s, t in self.pairs
-        ]
+        losses = [attention_mse(self.maps(student_out.qkv[s - 1], self.heads[0], mask),
+                                self.maps(teacher_out.qkv[t - 1], self.heads[1], mask), mask) for s, t in self.pairs]
         return torch.stack(losses).mean()
 
 
