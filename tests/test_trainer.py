@@ -29,8 +29,9 @@ def composite(model, teacher, terms):
     return CompositeLoss({n: (w, LOSSES.get(n)(LOSSES.get(n).Config(), ctx)) for n, w in terms.items()})
 
 
-def make_trainer(tmp_path, tokenizer, terms, batch=4, accumulation=1, steps=2, teacher_cache=False, **kw):
-    teacher = tiny_classifier(seed=1)
+def make_trainer(tmp_path, tokenizer, terms, batch=4, accumulation=1, steps=2, teacher_cache=False,
+                 attention_dropout=0.1, **kw):
+    teacher = tiny_classifier(seed=1, attention_dropout=attention_dropout)
     student = init_student(teacher, [0, 3])
     torch.manual_seed(3)
     for p in student.parameters():  # a student that differs from the teacher, so every term is non-zero
@@ -72,11 +73,12 @@ def test_per_term_losses_are_logged(tmp_path, tokenizer):
 
 
 def test_gradient_accumulation_matches_one_large_batch(tmp_path, tokenizer):
-    """8 examples as 2x4 (accumulated) or 1x8 give the same update (SGD: sensitive to the loss scale)."""
+    """8 examples as 2x4 (accumulated) or 1x8 give the same update (SGD: sensitive to the loss scale). Without
+    dropout: 2x4 would draw other dropout masks than 1x8."""
     params = []
     for batch, accumulation in ((8, 1), (4, 2)):
-        trainer, _ = make_trainer(tmp_path / f"{batch}", tokenizer, {"hinton": 0.7, "ce": 0.3},
-                                  batch=batch, accumulation=accumulation, steps=1, optim="sgd")
+        trainer, _ = make_trainer(tmp_path / f"{batch}", tokenizer, {"hinton": 0.7, "ce": 0.3}, batch=batch,
+                                  accumulation=accumulation, steps=1, optim="sgd", attention_dropout=0.0)
         trainer.train()
         params.append(torch.cat([p.detach().flatten() for p in trainer.model.parameters()]))
     start = torch.cat([p.detach().flatten() for p in make_trainer(tmp_path / "s", tokenizer, {"ce": 1.0})[0].model.parameters()])
@@ -85,12 +87,13 @@ def test_gradient_accumulation_matches_one_large_batch(tmp_path, tokenizer):
 
 
 def test_evaluation_returns_logits_only_and_hidden_states_only_when_needed(tmp_path, tokenizer):
+    inputs = DataCollatorWithPadding(tokenizer)([dataset(2)[i] for i in range(2)])
     trainer, _ = make_trainer(tmp_path, tokenizer, {"hinton": 1.0})
-    assert trainer._output_kwargs() == {"output_hidden_states": False, "output_attentions": False}
+    assert trainer._forward(trainer.model, inputs).hidden_states is None
     out = trainer.predict(dataset(6))
     assert isinstance(out.predictions, __import__("numpy").ndarray) and out.predictions.shape == (6, 2)
     cos, _ = make_trainer(tmp_path / "c", tokenizer, {"cosine": 1.0})
-    assert cos._output_kwargs()["output_hidden_states"] is True
+    assert len(cos._forward(cos.model, inputs).hidden_states) == 3
     assert cos.predict(dataset(6)).predictions.shape == (6, 2)
 
 
