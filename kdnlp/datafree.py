@@ -11,7 +11,8 @@ sentence pairs), so the classifier's pooled first token and the segments are whe
 
 The loop is DAFL's, one step at a time: for each batch of latent vectors the generator makes samples, the teacher
 reads them (with gradients), the generator takes one step on its loss, and the student takes one step on the
-teacher's (detached) logits for the same samples (one teacher pass serves both). The generator lives in the
+teacher's (detached) logits for the same samples (one teacher pass serves both). Under gradient accumulation both
+accumulate over the micro-batches of an optimizer step and step once, together. The generator lives in the
 trainer: its own Adam optimizer, parameters identical across processes (broadcast, gradients averaged), and its
 state (weights, optimizer, the combination's previous-epoch values) checkpointed and restored with --resume.
 """
@@ -224,6 +225,7 @@ class DataFreeTrainer(DistillationTrainer):
         self.generator_optimizer = torch.optim.Adam(self.generator.parameters(), lr=learning_rate)
         self.generator_scaler = torch.amp.GradScaler(device.type, enabled=self.args.fp16)
         self.token_type_ids = torch.tensor(token_type_ids, device=device)
+        self._generator_values: dict[str, torch.Tensor] = {}  # the step's term values, summed over its micro-batches
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
@@ -242,7 +244,9 @@ class DataFreeTrainer(DistillationTrainer):
         return t
 
     def generator_step(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step of the generator on `latents`; returns its samples and the teacher's logits for them, detached."""
+        """The generator's part of one micro-batch on `latents`: its loss's gradient accumulated and, at the last
+        micro-batch of the student's optimizer step, one generator step on their mean. Returns its samples and the
+        teacher's logits for them, detached."""
         self.generator.train()
         probs = self.generator(latents)
         teacher = self.accelerator.unwrap_model(self.teacher)
@@ -250,14 +254,19 @@ class DataFreeTrainer(DistillationTrainer):
         logits = self.teacher(**{k: v for k, v in batch.items() if k in self._teacher_inputs}).logits
         with torch.autocast(latents.device.type, enabled=False):
             total, values = self.generator_loss(logits.float(), latents)
-        self.generator_optimizer.zero_grad(set_to_none=True)
-        self.generator_scaler.scale(total).backward()
-        for p in self.generator.parameters():
-            if p.grad is not None:
-                self._average(p.grad)
-        self.generator_scaler.step(self.generator_optimizer)
-        self.generator_scaler.update()
-        self.generator_loss.end_step(values, self._average)
+        parts = self.current_gradient_accumulation_steps
+        self.generator_scaler.scale(total / parts).backward()
+        for name, value in values.items():
+            self._generator_values[name] = self._generator_values.get(name, 0) + value / parts
+        if self.accelerator.sync_gradients:
+            for p in self.generator.parameters():
+                if p.grad is not None:
+                    self._average(p.grad)
+            self.generator_scaler.step(self.generator_optimizer)
+            self.generator_scaler.update()
+            self.generator_optimizer.zero_grad(set_to_none=True)
+            self.generator_loss.end_step(self._generator_values, self._average)
+            self._generator_values = {}
         for name, value in {**values, "total": total.detach()}.items():
             self._term_sums[f"generator/{name}"] += value
             self._term_steps[f"generator/{name}"] += 1

@@ -111,21 +111,23 @@ class Ensemble(nn.Module):
         return SequenceClassifierOutput(logits=out)
 
 
-def soft_targets(teacher_logits: torch.Tensor, teachers: int, width: int, labels: int, combine: str) -> torch.Tensor:
-    """One task's ensemble target from `Ensemble` rows, in logit form: for `probs` the log of the teachers' mean
-    class probabilities (softmax gives that mean back), for `logits` their mean logits; for regression (one
-    label) the mean prediction."""
+def soft_targets(teacher_logits: torch.Tensor, teachers: int, width: int, labels: int, combine: str,
+                 temperature: float = 1.0) -> torch.Tensor:
+    """One task's ensemble target from `Ensemble` rows, in logit form at `temperature` T: for `probs` the mean of
+    the teachers' tempered probabilities p = mean_k softmax(z_k / T), as T * log p (so softmax(target / T) is p),
+    for `logits` their mean logits; for regression (one label) the mean prediction."""
     members = teacher_logits[:, : teachers * width].reshape(len(teacher_logits), teachers, width)[..., :labels]
     if labels == 1 or combine == "logits":
         return members.float().mean(1)
-    return torch.log(members.float().softmax(-1).mean(1).clamp_min(1e-12))
+    return temperature * torch.log((members.float() / temperature).softmax(-1).mean(1).clamp_min(1e-12))
 
 
 class MultiTaskLoss(nn.Module):
     """Per task the stage's terms (built for that task's outputs) on that task's rows of a batch: each row's
     scores cut to its task's labels, the teacher's rows turned into the ensemble's target (`soft_targets`). The
     total is the mean over rows; terms are reported as `<task>/<term>`. With `anneal`, the target is
-    lam * gold + (1 - lam) * ensemble (classes: one-hot gold and ensemble probabilities), lam = `progress`."""
+    lam * gold + (1 - lam) * ensemble (classes: one-hot gold, never tempered, and the ensemble's probabilities at
+    the terms' temperature), lam = `progress`."""
 
     def __init__(self, per_task: dict[str, CompositeLoss], teachers: list[int], labels: list[int], width: int,
                  combine: str, anneal: bool):
@@ -134,6 +136,12 @@ class MultiTaskLoss(nn.Module):
         self.teachers, self.labels, self.width = teachers, labels, width
         self.combine, self.anneal = combine, anneal
         self.progress = 0.0
+        temperatures = {t.config.temperature for c in per_task.values() for t in c.terms.values()
+                        if t.uses_teacher and hasattr(t.config, "temperature")}
+        if len(temperatures) > 1:
+            raise KdnlpError(f"multi-task terms must share one temperature (the ensemble's target is tempered once); "
+                             f"got {', '.join(map(str, sorted(temperatures)))}")
+        self.temperature = temperatures.pop() if temperatures else 1.0
 
     @property
     def needs(self) -> frozenset[str]:
@@ -153,14 +161,15 @@ class MultiTaskLoss(nn.Module):
         return f"per task: {first.formula()}{mix}"
 
     def _target(self, teacher_logits: torch.Tensor, gold: torch.Tensor, i: int) -> torch.Tensor:
-        target = soft_targets(teacher_logits, self.teachers[i], self.width, self.labels[i], self.combine)
+        t = self.temperature
+        target = soft_targets(teacher_logits, self.teachers[i], self.width, self.labels[i], self.combine, t)
         if not self.anneal:
             return target
         lam = min(max(self.progress, 0.0), 1.0)
         if self.labels[i] == 1:
             return lam * gold.float().view(-1, 1) + (1 - lam) * target
         onehot = nn.functional.one_hot(gold.long(), self.labels[i]).float()
-        return torch.log((lam * onehot + (1 - lam) * target.softmax(-1)).clamp_min(1e-12))
+        return t * torch.log((lam * onehot + (1 - lam) * (target / t).softmax(-1)).clamp_min(1e-12))
 
     def forward(self, student_out, teacher_out, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         ids = batch[TASK]

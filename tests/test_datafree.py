@@ -323,3 +323,13 @@ def test_two_processes_in_bf16_train_one_generator(tiny_teacher_dir, tmp_path):
     assert json.loads((out / "metrics.json").read_text())["finished"]
     state = torch.load(out / "stages" / "distill" / "checkpoint-2" / GENERATOR_STATE)
     assert int(state["loss"]["epochs"]) == 2 and all(torch.isfinite(v).all() for v in state["generator"].values())
+
+
+def test_under_gradient_accumulation_the_generator_steps_once_per_optimizer_step(tiny_teacher_dir, tmp_path):
+    glue = glue_folder(tmp_path / "glue", None)
+    out = tmp_path / "accumulated"
+    run(tiny_teacher_dir, glue, out, "training.max_steps=2", "training.gradient_accumulation_steps=3",
+        "training.per_device_train_batch_size=2", "stages.distill.generator.epoch_steps=1")
+    state = torch.load(out / "stages" / "distill" / "checkpoint-2" / GENERATOR_STATE)
+    assert {int(s["step"]) for s in state["optimizer"]["state"].values()} == {2}
+    assert int(state["loss"]["epochs"]) == 2

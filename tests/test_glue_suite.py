@@ -176,6 +176,32 @@ def test_ax_is_predicted_by_the_mnli_model(multitask, data, tmp_path, small_size
     assert [r[1] for r in files["AX.tsv"][1:]] == expected
 
 
+@pytest.mark.parametrize("selected", [False, True])
+def test_predict_reads_batches_as_columns_with_the_logits_of_row_by_row_batches(tokenizer, monkeypatch, selected):
+    import datasets
+    from transformers import DataCollatorWithPadding
+
+    from kdnlp.problems.glue import predict
+
+    texts = ["a", "a fine and gripping film", "dull", "the best film of the year by far", "ok", "so so at best", "bad"]
+    ds = datasets.Dataset.from_dict({"sentence": texts, "label": [i % 2 for i in range(len(texts))]})
+    enc = glue.encode(ds, tokenizer, glue.TASKS["sst2"], 128)
+    if selected:  # a dataset read through an indices mapping
+        enc = enc.select([6, 0, 3, 1, 5, 2, 4])
+    model, collate, rows = tiny_classifier().eval(), DataCollatorWithPadding(tokenizer), enc.remove_columns("labels")
+    with torch.no_grad():
+        expected = np.concatenate([model(**collate([rows[i] for i in range(start, min(start + 3, len(rows)))])).logits
+                                   for start in range(0, len(rows), 3)])
+    read = datasets.Dataset.__getitem__
+
+    def columns_only(self, key):
+        assert not isinstance(key, int), f"row {key} read alone"
+        return read(self, key)
+
+    monkeypatch.setattr(datasets.Dataset, "__getitem__", columns_only)
+    np.testing.assert_allclose(predict(model, tokenizer, enc, batch_size=3), expected, rtol=0, atol=1e-6)
+
+
 def test_stsb_scores_are_clipped(multitask, tmp_path, tokenizer, small_sizes, data):
     (data / "STS-B" / "test.tsv").write_text("index\tsentence1\tsentence2\n" + "".join(f"{i}\ta b\tc d\n" for i in range(4)))
     try:

@@ -98,22 +98,52 @@ def test_mixed_batches_give_each_row_its_own_teachers(teachers, tokenizer):
     assert mixed[2, 1] == 0 and mixed[2, 2] != 0  # STS-B: one score per teacher, teacher 2 at column width
 
 
-def test_annealed_target_moves_from_the_ensemble_to_gold(teachers):
+def hinton_loss(teachers, temperature: float, anneal: bool):
     from kdnlp.losses import LossContext
     from kdnlp.recipe import LossTerm
 
     problem, ensemble = problem_with(teachers, ("sst2",))
-    problem.settings.anneal = True
+    problem.settings.anneal = anneal
     ctx = LossContext(2, ensemble.config, ensemble.config)
-    loss = problem.build_loss([LossTerm("hinton", 1.0, "hinton", {"temperature": 1.0})], ctx)
+    return problem.build_loss([LossTerm("hinton", 1.0, "hinton", {"temperature": temperature})], ctx)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_annealed_target_moves_from_the_tempered_ensemble_to_untempered_gold(teachers, temperature):
+    loss = hinton_loss(teachers, temperature, anneal=True)
     teacher_rows = torch.tensor([[2.0, -1.0, 0.0, 1.0]])
     gold = torch.tensor([1])
+    mean = torch.stack([(teacher_rows[:, :2] / temperature).softmax(-1),
+                        (teacher_rows[:, 2:] / temperature).softmax(-1)]).mean(0)
     for progress in (0.0, 0.25, 1.0):
         loss.progress = progress
-        target = loss._target(teacher_rows, gold, 0).softmax(-1)
-        mean = torch.stack([teacher_rows[:, :2].softmax(-1), teacher_rows[:, 2:].softmax(-1)]).mean(0)
+        target = (loss._target(teacher_rows, gold, 0) / temperature).softmax(-1)
         expected = progress * torch.tensor([[0.0, 1.0]]) + (1 - progress) * mean
         torch.testing.assert_close(target, expected, atol=1e-6, rtol=0)
+
+
+def test_hinton_at_a_temperature_learns_the_mean_of_the_tempered_teachers(teachers):
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    loss = hinton_loss(teachers, 3.0, anneal=False)
+    teacher_rows = torch.tensor([[2.0, -1.0, 0.0, 1.0], [-0.5, 1.5, 3.0, -2.0]])
+    student = torch.tensor([[0.3, -0.2], [1.0, 0.4]])
+    batch = {"task_ids": torch.zeros(2, dtype=torch.long), "labels": torch.tensor([0, 1])}
+    value, _ = loss(SequenceClassifierOutput(logits=student), SequenceClassifierOutput(logits=teacher_rows), batch)
+    p = torch.stack([(teacher_rows[:, :2] / 3).softmax(-1), (teacher_rows[:, 2:] / 3).softmax(-1)]).mean(0)
+    q = (student / 3).log_softmax(-1)
+    expected = 9 * (p * (p.log() - q)).sum(-1).mean()
+    torch.testing.assert_close(value, expected, atol=1e-6, rtol=1e-5)
+
+
+def test_multitask_terms_at_two_temperatures_are_refused(teachers):
+    from kdnlp.losses import LossContext
+    from kdnlp.recipe import LossTerm
+
+    problem, ensemble = problem_with(teachers, ("sst2",))
+    terms = [LossTerm("hinton", 1.0, "a", {"temperature": 1.0}), LossTerm("hinton", 1.0, "b", {"temperature": 2.0})]
+    with pytest.raises(KdnlpError, match="one temperature.*1.0, 2.0"):
+        problem.build_loss(terms, LossContext(2, ensemble.config, ensemble.config))
 
 
 @pytest.mark.parametrize("sampling", ["proportional", "temperature", "round_robin"])

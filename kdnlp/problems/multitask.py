@@ -33,9 +33,9 @@ TASK = "task_ids"
 class Settings:
     """The recipe's `multitask` section. `sampling`: which task each mini-batch comes from, `proportional` to the
     tasks' sizes, by `temperature` (|D|^tau) or `round_robin`; every epoch has as many batches as the tasks' data
-    fill. `combine`: the ensemble's soft target is the mean of its teachers' class probabilities (`probs`,
-    MT-DNN's) or of their logits. `anneal`: BAM's teacher annealing, the target is lam * gold + (1 - lam) *
-    teacher with lam rising linearly from 0 to 1 over training."""
+    fill. `combine`: the ensemble's soft target is the mean of its teachers' class probabilities, each at the
+    loss terms' temperature (`probs`, MT-DNN's) or of their logits. `anneal`: BAM's teacher annealing, the target
+    is lam * gold + (1 - lam) * teacher with lam rising linearly from 0 to 1 over training (gold never tempered)."""
 
     sampling: Literal["proportional", "temperature", "round_robin"] = "proportional"
     tau: float = 0.5
