@@ -270,7 +270,8 @@ def push_run(
 ) -> dict[str, Any]:
     """Uploads the run's student (STUDENT_FILES; of a multi-task run, `task`'s model) and its card (`model_card`)
     to `repo_id`; returns what was (with
-    `dry_run`: would be) uploaded. The repository is created private unless `private` is False; `revision` is a
+    `dry_run`: would be) uploaded. The repository is created private unless `private` is False; an existing public
+    one is refused unless `private` is False (the Hub keeps an existing repository's visibility). `revision` is a
     branch, created if needed. Any failure of the Hub client is one KdnlpError; the run folder is never written."""
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise KdnlpError(f"bad repo id '{repo_id}': give it as user/name (or org/name)")
@@ -290,12 +291,18 @@ def push_run(
         card.save(Path(staging) / "README.md")
         try:
             api = (api_factory or hub_api)(token)
-            say(f"pushing {len(listing)} files to {repo_id} ({'private' if private else 'public'})")
             url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            result["private"] = bool(api.repo_info(repo_id, repo_type="model").private)
+            if private and not result["private"]:
+                raise KdnlpError(f"{repo_id} already exists and is public: pass --public to upload into it "
+                                 "(nothing was uploaded)")
+            say(f"pushing {len(listing)} files to {repo_id} ({'private' if result['private'] else 'public'})")
             if revision:
                 api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
             api.upload_folder(repo_id=repo_id, folder_path=staging, revision=revision, repo_type="model",
                               commit_message=f"kdnlp push of {run_dir.name}")
+        except KdnlpError:
+            raise
         except Exception as e:  # the client's errors vary (offline, auth, HTTP); the message may quote a request
             message = (str(e).strip().splitlines() or [""])[0]
             if token:

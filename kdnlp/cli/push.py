@@ -31,11 +31,11 @@ def push(
         speed = hub.measure_speed(run_dir, data_dir, task=task)
     result = hub.push_run(run_dir, repo_id, private=not public, revision=revision, dry_run=dry_run, license=license,
                           base_model=base_model, speed=speed, task=task)
+    visibility = "private" if result["private"] else "public"
     if dry_run:
-        visibility = "private" if result["private"] else "public"
         typer.echo(f"would push to {repo_id} ({visibility}, revision {revision or 'main'}):")
         for name in result["files"]:
             typer.echo(f"  {name}")
         typer.echo("\n" + result["card"])
     else:
-        typer.echo(f"pushed {len(result['files'])} files to {result['url']}")
+        typer.echo(f"pushed {len(result['files'])} files to {result['url']} ({visibility})")
