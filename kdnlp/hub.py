@@ -166,7 +166,8 @@ def model_card(run_dir: str | Path, repo_id: str, license: str | None = None, ba
     recipe = settings.get("recipe") or yaml.safe_load((run_dir / "recipe.yaml").read_text())
     task, teacher = part.task, part.teacher
     first = teacher.split(",")[0] if teacher else None  # an ensemble's first teacher names where they come from
-    found_base, found_license = _origin(first or run.get("student"))
+    student = run.get("student")  # --student: the weights start from it, not from the teacher's layers
+    found_base, found_license = _origin(student or first)
     base_model = base_model or found_base
     license = license or found_license or DEFAULT_LICENSE
     scores = part.metrics
@@ -184,12 +185,13 @@ def model_card(run_dir: str | Path, repo_id: str, license: str | None = None, ba
         teacher_scores = _read_json(Path(first) / "metrics.json").get("metrics", {}) if first else {}
         reference = "teacher"
     params = run.get("params", {})
+    origin = f" (from `{base_model}`)" if base_model and base_model not in (teacher, student) else ""
     body = [f"# {repo_id.split('/')[-1]}", "",
             f"A student distilled with kdnlp by the recipe **{recipe.get('name')}** "
             f"({recipe.get('description', '')}) on **{task}**.", "", "## Distillation", "",
             (f"- Teachers (an ensemble): {', '.join(f'`{t}`' for t in teacher.split(','))}" if teacher and "," in teacher
-             else f"- Teacher: `{teacher}`") + (f" (from `{base_model}`)" if base_model and base_model != teacher else ""),
-            "- Student: " + (f"`{run['student']}`" if run.get("student") else
+             else f"- Teacher: `{teacher}`") + ("" if student else origin),
+            "- Student: " + (f"`{student}`{origin}" if student else
                               f"built from the teacher's layers {run.get('student_layers')} "
                               f"({(recipe.get('student') or {}).get('init', 'copy')})"),
             f"- Training data: {_data_line(task, settings, run, recipe)}",

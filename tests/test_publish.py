@@ -129,6 +129,23 @@ def test_card_teacher_chain_license_base_model_and_speed(run, tiny_runs, tmp_pat
         hub.speed_from_eval(tmp_path / "eval.json", tiny_runs["seed2"])
 
 
+def test_card_base_model_is_the_students_origin(run, tiny_runs, tmp_path):
+    """With --student the weights start from the student, not from the teacher's layers: base_model is where the
+    student comes from (the alias's Hub id), and the teacher line names no origin."""
+    teacher = tmp_path / "teacher-run"
+    shutil.copytree(tiny_runs["teacher"], teacher / "model")
+    (teacher / "run.json").write_text(json.dumps({"task": "sst2", "student": "prajjwal1/bert-tiny", "teacher": None}))
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "teacher": str(teacher), "student": "minilm-l6"}))
+    card = hub.model_card(run, "me/x")
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert "- Student: `minilm-l6` (from `sentence-transformers/all-MiniLM-L6-v2`)" in card.text
+    assert f"- Teacher: `{teacher}`\n" in card.text
+    (run / "run.json").write_text(json.dumps({**info, "teacher": str(teacher)}))  # no --student: the teacher's
+    card = hub.model_card(run, "me/x")
+    assert card.data.base_model == "prajjwal1/bert-tiny" and f"- Teacher: `{teacher}` (from `prajjwal1/bert-tiny`)" in card.text
+
+
 def test_seq2seq_card_names_the_pseudo_labels(tmp_path):
     from kdnlp import recipe
 
