@@ -1,8 +1,10 @@
 """`kdnlp glue`: a model (or one model per task) on every GLUE dev set there is, and the leaderboard's submission.
 
-Which model scores which task: a multi-task run folder holds one model per task in `tasks/<task>/model`; a single
-model covers the tasks whose labels its config has (a run folder's `run.json` names its one task). MNLI's model
-also predicts MNLI-mismatched and the diagnostic set (AX).
+Which model scores which task comes from where the model was trained, never from its labels alone (HF's generic
+LABEL_i names fit any task of that size, and QNLI and RTE share theirs): a multi-task run folder holds one model
+per task in `tasks/<task>/model`; a run folder's `run.json` (or, for its `model/` folder, the run's) names its one
+task; any other model is scored on the tasks `--tasks` names, each checked against its labels. MNLI's model also
+predicts MNLI-mismatched and the diagnostic set (AX).
 """
 from __future__ import annotations
 
@@ -31,8 +33,18 @@ def select_tasks(spec: str | None) -> list[str]:
     return [k for k in glue.TASKS if k in keys]
 
 
-def task_models(model: str, tasks: list[str]) -> dict[str, str]:
-    """The model of each task of `tasks` that `model` covers (see the module's docstring)."""
+def _trained_for(root: Path) -> str | None:
+    """The GLUE task of the run folder `root`, or of the run whose `model/` folder `root` is (its `run.json`)."""
+    for run in (root, root.parent) if root.name == "model" else (root,):
+        if (run / "run.json").is_file():
+            task = json.loads((run / "run.json").read_text()).get("task")
+            return task if task in glue.TASKS else None
+    return None
+
+
+def task_models(model: str, tasks: list[str], named: bool = False) -> dict[str, str]:
+    """The model of each task of `tasks` that `model` was trained for (see the module's docstring); `named`: the
+    user named `tasks` (--tasks), the only way to say what a model without a run folder was trained for."""
     from kdnlp.models import check_classifier, resolve
 
     root = Path(model)
@@ -48,18 +60,15 @@ def task_models(model: str, tasks: list[str]) -> dict[str, str]:
             raise KdnlpError(f"'{model}/tasks' holds no task model (expected tasks/<task>/model/config.json)")
         return {t: found[t] for t in tasks if t in found}
     path = resolve(model)
-    run_json = root / "run.json"
-    if run_json.is_file() and (task := json.loads(run_json.read_text()).get("task")) in glue.TASKS:
+    if task := _trained_for(root):
         own = {task, "mnli-mm"} if task == "mnli" else {task}
         return {t: path for t in tasks if t in own}
-    covered = {}
+    if not named:
+        raise KdnlpError(f"'{model}' does not say which GLUE task it was trained for (no run.json of a kdnlp run "
+                         "naming it, no tasks/<task>/model): pass --tasks with its task(s), e.g. --tasks sst2")
     for t in tasks:
-        try:
-            check_classifier(path, glue.TASKS[t])
-        except KdnlpError:
-            continue
-        covered[t] = path
-    return covered
+        check_classifier(path, glue.TASKS[t])
+    return dict.fromkeys(tasks, path)
 
 
 class _Models:
@@ -93,13 +102,14 @@ def run_glue(
     batch_size: int = 64,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Scores every selected GLUE task that has a model and dev data; writes `<task>.json` (metrics and the dev
-    predictions), `glue.md` (the table with the GLUE average) and `results.json` in `output_dir`. With
-    `predict_test`, also the leaderboard's files in `submission/` and `submission.zip` (see `write_submission`)."""
+    """Scores every selected GLUE task (`tasks`: None or `all`, or a comma-separated list, see `task_models`) that
+    has a model and dev data; writes `<task>.json` (metrics and the dev predictions), `glue.md` (the table with the
+    GLUE average) and `results.json` in `output_dir`. With `predict_test`, also the leaderboard's files in
+    `submission/` and `submission.zip` (see `write_submission`)."""
     from kdnlp import metrics
 
     keys = select_tasks(tasks)
-    models = task_models(model, keys)
+    models = task_models(model, keys, named=tasks not in (None, "all"))
     folder = RunFolder(output_dir, overwrite)
     settings = {"model": model, "data_dir": data_dir, "tasks": keys, "predict_test": predict_test,
                 "fill_missing": fill_missing, "max_samples": max_samples, "max_length": max_length}

@@ -166,7 +166,8 @@ def model_card(run_dir: str | Path, repo_id: str, license: str | None = None, ba
     recipe = settings.get("recipe") or yaml.safe_load((run_dir / "recipe.yaml").read_text())
     task, teacher = part.task, part.teacher
     first = teacher.split(",")[0] if teacher else None  # an ensemble's first teacher names where they come from
-    found_base, found_license = _origin(first or run.get("student"))
+    student = run.get("student")  # --student: the weights start from it, not from the teacher's layers
+    found_base, found_license = _origin(student or first)
     base_model = base_model or found_base
     license = license or found_license or DEFAULT_LICENSE
     scores = part.metrics
@@ -184,12 +185,13 @@ def model_card(run_dir: str | Path, repo_id: str, license: str | None = None, ba
         teacher_scores = _read_json(Path(first) / "metrics.json").get("metrics", {}) if first else {}
         reference = "teacher"
     params = run.get("params", {})
+    origin = f" (from `{base_model}`)" if base_model and base_model not in (teacher, student) else ""
     body = [f"# {repo_id.split('/')[-1]}", "",
             f"A student distilled with kdnlp by the recipe **{recipe.get('name')}** "
             f"({recipe.get('description', '')}) on **{task}**.", "", "## Distillation", "",
             (f"- Teachers (an ensemble): {', '.join(f'`{t}`' for t in teacher.split(','))}" if teacher and "," in teacher
-             else f"- Teacher: `{teacher}`") + (f" (from `{base_model}`)" if base_model and base_model != teacher else ""),
-            "- Student: " + (f"`{run['student']}`" if run.get("student") else
+             else f"- Teacher: `{teacher}`") + ("" if student else origin),
+            "- Student: " + (f"`{student}`{origin}" if student else
                               f"built from the teacher's layers {run.get('student_layers')} "
                               f"({(recipe.get('student') or {}).get('init', 'copy')})"),
             f"- Training data: {_data_line(task, settings, run, recipe)}",
@@ -270,7 +272,8 @@ def push_run(
 ) -> dict[str, Any]:
     """Uploads the run's student (STUDENT_FILES; of a multi-task run, `task`'s model) and its card (`model_card`)
     to `repo_id`; returns what was (with
-    `dry_run`: would be) uploaded. The repository is created private unless `private` is False; `revision` is a
+    `dry_run`: would be) uploaded. The repository is created private unless `private` is False; an existing public
+    one is refused unless `private` is False (the Hub keeps an existing repository's visibility). `revision` is a
     branch, created if needed. Any failure of the Hub client is one KdnlpError; the run folder is never written."""
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise KdnlpError(f"bad repo id '{repo_id}': give it as user/name (or org/name)")
@@ -290,12 +293,18 @@ def push_run(
         card.save(Path(staging) / "README.md")
         try:
             api = (api_factory or hub_api)(token)
-            say(f"pushing {len(listing)} files to {repo_id} ({'private' if private else 'public'})")
             url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            result["private"] = bool(api.repo_info(repo_id, repo_type="model").private)
+            if private and not result["private"]:
+                raise KdnlpError(f"{repo_id} already exists and is public: pass --public to upload into it "
+                                 "(nothing was uploaded)")
+            say(f"pushing {len(listing)} files to {repo_id} ({'private' if result['private'] else 'public'})")
             if revision:
                 api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
             api.upload_folder(repo_id=repo_id, folder_path=staging, revision=revision, repo_type="model",
                               commit_message=f"kdnlp push of {run_dir.name}")
+        except KdnlpError:
+            raise
         except Exception as e:  # the client's errors vary (offline, auth, HTTP); the message may quote a request
             message = (str(e).strip().splitlines() or [""])[0]
             if token:

@@ -76,15 +76,44 @@ def test_which_tasks_a_model_covers(multitask, tmp_path, tokenizer):
     everything = list(glue.TASKS)
     found = task_models(str(multitask), everything)
     assert set(found) == {"sst2", "mnli", "mnli-mm", "stsb"} and found["mnli-mm"] == found["mnli"]
-    sst2 = save_model(tmp_path / "sst2", tokenizer, LABELS["sst2"])
-    assert set(task_models(str(sst2), everything)) == {"sst2"}  # a binary SST-2 model is not scored on MNLI or MRPC
-    generic = tmp_path / "generic"
-    tiny_classifier(layers=2).save_pretrained(generic)  # LABEL_0, LABEL_1: any binary task
-    assert set(task_models(str(generic), everything)) == {"cola", "sst2", "mrpc", "qqp", "qnli", "rte", "wnli"}
     run = tmp_path / "run"
     save_model(run / "model", tokenizer, LABELS["mnli"])
     (run / "run.json").write_text(json.dumps({"task": "mnli"}))
     assert set(task_models(str(run), everything)) == {"mnli", "mnli-mm"}
+    assert set(task_models(str(run / "model"), everything)) == {"mnli", "mnli-mm"}  # the run's model/ folder
+    assert set(task_models(str(run), ["sst2", "mnli", "mnli-mm"], named=True)) == {"mnli", "mnli-mm"}
+    generic = tmp_path / "generic"
+    tiny_classifier(layers=2).save_pretrained(generic)  # LABEL_0, LABEL_1 fit any binary task: not a provenance
+    with pytest.raises(KdnlpError, match="does not say which GLUE task it was trained for.*pass --tasks"):
+        task_models(str(generic), everything)
+    assert set(task_models(str(generic), ["qnli"], named=True)) == {"qnli"}
+    with pytest.raises(KdnlpError, match="has 2 labels but mnli has 3"):  # a named task must fit the labels
+        task_models(str(generic), ["mnli", "mnli-mm"], named=True)
+
+
+def test_a_run_is_scored_only_on_its_own_task(tmp_path, tokenizer):
+    """QNLI and RTE share their label names: a QNLI run's model, given as the run's model/ folder, is scored on
+    QNLI only, and counts as one task of the GLUE average."""
+    d = tmp_path / "glue"
+    for folder, header in (("QNLI", "question\tsentence\tlabel"), ("RTE", "sentence1\tsentence2\tlabel")):
+        (d / folder).mkdir(parents=True)
+        (d / folder / "dev.tsv").write_text(pairs(8, lambda i: ("entailment", "not_entailment")[i % 2], header))
+    run = tmp_path / "qnli-teacher"
+    save_model(run / "model", tokenizer, ("entailment", "not_entailment"))
+    (run / "run.json").write_text(json.dumps({"task": "qnli"}))
+    out = run_glue(str(run / "model"), tmp_path / "out", data_dir=str(d))
+    assert set(out["tasks"]) == {"qnli"} and out["missing"]["rte"] == "no model for it"
+    assert "(1 of 9 tasks)" in out["table"] and not (tmp_path / "out" / "rte.json").exists()
+
+
+def test_cli_asks_for_tasks_of_a_model_without_a_run(tmp_path, tokenizer):
+    from test_cli import assert_user_error, kdnlp
+
+    model = save_model(tmp_path / "m", tokenizer, ("entailment", "not_entailment"))
+    for tasks in ((), ("--tasks", "all")):
+        assert_user_error(kdnlp("glue", "--model", model, "-o", tmp_path / "out", *tasks), f"'{model}' does not say",
+                          "pass --tasks")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
 
 @pytest.fixture(scope="module")

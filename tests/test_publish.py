@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,8 +24,9 @@ STUDENT = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_conf
 class RecordingHub:
     """Stands in for huggingface_hub.HfApi: records each call (and what the staged folder holds at upload)."""
 
-    def __init__(self, token, fail: bool = False):
-        self.token, self.fail, self.calls = token, fail, []
+    def __init__(self, token, fail: bool = False, existing: str | None = None):
+        """`existing`: the visibility ("public" or "private") of a repository already on the Hub."""
+        self.token, self.fail, self.calls, self.existing = token, fail, [], existing
 
     def _record(self, name, **kwargs):
         if self.fail:
@@ -33,7 +35,12 @@ class RecordingHub:
 
     def create_repo(self, repo_id, **kwargs):
         self._record("create_repo", repo_id=repo_id, **kwargs)
+        if self.existing is None:  # created as asked; as on the Hub, an existing repository keeps its visibility
+            self.existing = "private" if kwargs["private"] else "public"
         return f"https://huggingface.co/{repo_id}"
+
+    def repo_info(self, repo_id, **kwargs):
+        return SimpleNamespace(id=repo_id, private=self.existing == "private")
 
     def create_branch(self, repo_id, **kwargs):
         self._record("create_branch", repo_id=repo_id, **kwargs)
@@ -122,6 +129,23 @@ def test_card_teacher_chain_license_base_model_and_speed(run, tiny_runs, tmp_pat
         hub.speed_from_eval(tmp_path / "eval.json", tiny_runs["seed2"])
 
 
+def test_card_base_model_is_the_students_origin(run, tiny_runs, tmp_path):
+    """With --student the weights start from the student, not from the teacher's layers: base_model is where the
+    student comes from (the alias's Hub id), and the teacher line names no origin."""
+    teacher = tmp_path / "teacher-run"
+    shutil.copytree(tiny_runs["teacher"], teacher / "model")
+    (teacher / "run.json").write_text(json.dumps({"task": "sst2", "student": "prajjwal1/bert-tiny", "teacher": None}))
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "teacher": str(teacher), "student": "minilm-l6"}))
+    card = hub.model_card(run, "me/x")
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert "- Student: `minilm-l6` (from `sentence-transformers/all-MiniLM-L6-v2`)" in card.text
+    assert f"- Teacher: `{teacher}`\n" in card.text
+    (run / "run.json").write_text(json.dumps({**info, "teacher": str(teacher)}))  # no --student: the teacher's
+    card = hub.model_card(run, "me/x")
+    assert card.data.base_model == "prajjwal1/bert-tiny" and f"- Teacher: `{teacher}` (from `prajjwal1/bert-tiny`)" in card.text
+
+
 def test_seq2seq_card_names_the_pseudo_labels(tmp_path):
     from kdnlp import recipe
 
@@ -162,6 +186,22 @@ def test_push_uploads_only_the_student_and_its_card(run):
     calls = fakes[1].calls
     assert [c[0] for c in calls] == ["create_repo", "create_branch", "upload_folder"]
     assert calls[0][1]["private"] is False and calls[1][1]["branch"] == "v1" and calls[2][1]["revision"] == "v1"
+
+
+def test_an_existing_public_repo_needs_public(run, monkeypatch, capfd):
+    """The Hub leaves an existing repository's visibility as it is: a private push into a public repository is
+    refused before anything goes up, --public uploads into it, and a private repository is said to stay private."""
+    fakes = []
+    monkeypatch.setattr(hub, "hub_api", lambda token: fakes.append(RecordingHub(token, existing="public")) or fakes[-1])
+    code, log = cli(monkeypatch, capfd, "push", run, "--repo-id", "me/open")
+    errors = [line for line in log.splitlines() if line.startswith("kdnlp: error:")]
+    assert code == 2 and len(errors) == 1 and "me/open already exists and is public: pass --public" in errors[0], log
+    assert [c[0] for c in fakes[0].calls] == ["create_repo"] and "Traceback" not in log and "pushing" not in log
+    code, log = cli(monkeypatch, capfd, "push", run, "--repo-id", "me/open", "--public")
+    assert code == 0 and [c[0] for c in fakes[1].calls] == ["create_repo", "upload_folder"], log
+    assert "pushed 5 files to https://huggingface.co/me/open (public)" in log
+    result = hub.push_run(run, "me/closed", private=False, api_factory=lambda token: RecordingHub(token, existing="private"))
+    assert result["private"] is True
 
 
 def test_dry_run_touches_no_network(run):

@@ -9,9 +9,9 @@ from kdnlp.cli import options as o
 
 
 def glue(
-    model: Annotated[str, typer.Option("--model", "-m", help="A classifier (model or run folder) or a multi-task run folder with tasks/<task>/model; a single model is scored on the tasks whose labels it has.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="A run folder (scored on the task its run.json names), a multi-task run folder with tasks/<task>/model, or a classifier folder (scored on the tasks --tasks names).")],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder to write: <task>.json, glue.md, results.json (and submission.zip).")],
-    tasks: Annotated[str, typer.Option("--tasks", help="all, or a comma-separated list (cola,sst2,...).")] = "all",
+    tasks: Annotated[Optional[str], typer.Option("--tasks", help="Only these of the run's tasks (comma-separated: cola,sst2,...); for a model folder without a run, the tasks it was trained for. Default: all the run's tasks.")] = None,
     data_dir: o.DataDir = None,
     predict_test: Annotated[bool, typer.Option("--predict-test", help="Also write the leaderboard's submission: the 11 files <Name>.tsv zipped in submission.zip.")] = False,
     fill_missing: Annotated[bool, typer.Option("--fill-missing", help="With --predict-test: placeholder rows (class 0, STS-B 2.5) for files without a model or test data, so the zip is complete.")] = False,

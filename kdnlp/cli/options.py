@@ -35,7 +35,7 @@ NumProcesses = Annotated[
 ]
 
 ReportTo = Annotated[Optional[str], typer.Option("--report-to", help="Log every loss term and metric to: tensorboard (event files in each stage's runs/ folder; needs the tensorboard package, pip install 'kdnlp[tensorboard]').")]
-Public = Annotated[bool, typer.Option("--public", help="Create the Hub repository public (default: private).")]
+Public = Annotated[bool, typer.Option("--public", help="Create the Hub repository public (default: private); needed to upload into an existing public one.")]
 
 
 def report_to(value: str | None) -> list[str]:

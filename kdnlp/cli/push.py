@@ -14,8 +14,8 @@ def push(
     public: o.Public = False,
     revision: Annotated[Optional[str], typer.Option("--revision", help="Branch to push to (created if needed); default: main.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the files that would go up and print the card; no network.")] = False,
-    license: Annotated[Optional[str], typer.Option("--license", help="License of the card (default: the teacher's, when its card says, else apache-2.0).")] = None,
-    base_model: Annotated[Optional[str], typer.Option("--base-model", help="The card's base_model (default: the Hub model the teacher comes from).")] = None,
+    license: Annotated[Optional[str], typer.Option("--license", help="License of the card (default: that of the model the student comes from, when its card says, else apache-2.0).")] = None,
+    base_model: Annotated[Optional[str], typer.Option("--base-model", help="The card's base_model (default: the Hub model the student comes from: the run's --student, else the teacher).")] = None,
     eval_json: Annotated[Optional[Path], typer.Option("--eval-json", help="Speed for the card from this file of kdnlp eval TEACHER RUN_DIR --speed --json-out.")] = None,
     measure_speed: Annotated[bool, typer.Option("--measure-speed", help="Measure teacher and student speed now for the card (needs the task's dev data).")] = False,
     data_dir: o.DataDir = None,
@@ -31,11 +31,11 @@ def push(
         speed = hub.measure_speed(run_dir, data_dir, task=task)
     result = hub.push_run(run_dir, repo_id, private=not public, revision=revision, dry_run=dry_run, license=license,
                           base_model=base_model, speed=speed, task=task)
+    visibility = "private" if result["private"] else "public"
     if dry_run:
-        visibility = "private" if result["private"] else "public"
         typer.echo(f"would push to {repo_id} ({visibility}, revision {revision or 'main'}):")
         for name in result["files"]:
             typer.echo(f"  {name}")
         typer.echo("\n" + result["card"])
     else:
-        typer.echo(f"pushed {len(result['files'])} files to {result['url']}")
+        typer.echo(f"pushed {len(result['files'])} files to {result['url']} ({visibility})")
