@@ -313,7 +313,8 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
         processing_class=run.tokenizer,
         compute_metrics=run.problem.compute_metrics(),
         teacher_cache=run.teacher_cache and run.problem.caches_logits and source.caches_logits,
-        train_batches=run.problem.train_batches(train, args.per_device_train_batch_size, args.seed),
+        train_batches=run.problem.train_batches(train, args.per_device_train_batch_size, args.seed,
+                                                args.world_size),
     )
     checkpoint = last_checkpoint(Path(args.output_dir)) if run.resume else None
     if checkpoint:

@@ -6,8 +6,6 @@ batches come from one task each (`TaskBatches`).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
@@ -194,39 +192,62 @@ class TaskBatches(torch.utils.data.Sampler):
     """Mini-batches of one task each, reshuffled every epoch (`set_epoch`, which the Trainer calls). An epoch has
     as many batches as the tasks' rows fill; `proportional` shuffles them all together, `temperature` draws each
     batch's task with probability proportional to |D|^tau, `round_robin` takes the tasks in turn; under the last
-    two a task whose batches run out starts them over, reshuffled."""
+    two a task whose batches run out starts them over, reshuffled.
 
-    def __init__(self, task_ids, batch_size: int, sampling: str, tau: float, seed: int):
+    Under several `processes` a batch has `batch_size` rows per process and is yielded as its parts, one per
+    process in rank order (sizes within a row of each other), which Accelerate's BatchSamplerShard deals out in
+    turn, part i to process i. It does so for parts of any size because this sampler has no `batch_size`
+    attribute: with one, it would drop each round whose last part is short and fill the last round with rows of
+    any task. The processes thus see each row once per epoch, in the batches of one process with all their rows.
+    A task's last batch takes rows from the one before if it is too short to give every process a row."""
+
+    def __init__(self, task_ids, names: list[str], batch_size: int, sampling: str, tau: float, seed: int,
+                 processes: int = 1):
         ids = np.asarray(task_ids)
-        self.rows = [np.flatnonzero(ids == t) for t in range(int(ids.max()) + 1)]
-        self.rows = [r for r in self.rows if len(r)]
-        self.batch_size, self.sampling, self.tau, self.seed = batch_size, sampling, tau, seed
+        self.rows, self.sizes = [], []
+        size = batch_size * processes
+        for t, name in enumerate(names):
+            rows = np.flatnonzero(ids == t)
+            if not len(rows):
+                continue
+            sizes = [size] * (len(rows) // size) + ([len(rows) % size] if len(rows) % size else [])
+            if len(sizes) > 1 and sizes[-1] < processes:
+                sizes[-2:] = [sizes[-2] + sizes[-1] - processes, processes]
+            if min(sizes) < processes:
+                raise KdnlpError(f"task {name}: its {len(rows)} training rows cannot give each of {processes} "
+                                 f"processes a row of every batch at per_device_train_batch_size {batch_size}; valid: "
+                                 f"at most {len(rows)} processes, with a batch size of 2 or more")
+            self.rows.append(rows)
+            self.sizes.append(sizes)
+        self.processes, self.sampling, self.tau, self.seed = processes, sampling, tau, seed
         self.epoch = 0
-        self.counts = [math.ceil(len(r) / batch_size) for r in self.rows]
+        self.count = sum(len(s) for s in self.sizes)  # batches per epoch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return sum(self.counts)
+        return self.count * self.processes
 
-    def _batches(self, rng, t: int) -> list[list[int]]:
+    def _batches(self, rng, t: int) -> list[list[list[int]]]:
         order = rng.permutation(self.rows[t])
-        return [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
+        return [[p.tolist() for p in np.array_split(b, self.processes)]
+                for b in np.split(order, np.cumsum(self.sizes[t])[:-1])]
 
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.epoch])
         if self.sampling == "proportional":
             batches = [b for t in range(len(self.rows)) for b in self._batches(rng, t)]
-            yield from (batches[i] for i in rng.permutation(len(batches)))
+            for i in rng.permutation(len(batches)):
+                yield from batches[i]
             return
         if self.sampling == "temperature":
             p = np.asarray([len(r) for r in self.rows], dtype=float) ** self.tau
-            order = rng.choice(len(self.rows), size=len(self), p=p / p.sum())
+            order = rng.choice(len(self.rows), size=self.count, p=p / p.sum())
         else:
-            order = np.arange(len(self)) % len(self.rows)
-        queues: list[list[list[int]]] = [[] for _ in self.rows]
+            order = np.arange(self.count) % len(self.rows)
+        queues: list[list[list[list[int]]]] = [[] for _ in self.rows]
         for t in order:
             if not queues[t]:
                 queues[t] = self._batches(rng, t)
-            yield queues[t].pop(0)
+            yield from queues[t].pop(0)

@@ -69,8 +69,9 @@ class DistillationTrainer(Trainer):
         """`teacher_cache`: read the teacher's logits for the training set from the disk cache (kdnlp.cache),
         computing them once, instead of running the teacher every step; used when the loss reads only logits.
         `train_batches`: a batch sampler of the training set (rows of each mini-batch; a `set_epoch` method
-        reshuffles it per epoch) instead of the Trainer's shuffled batches. The loss's `progress` is set to the
-        fraction of training steps done before each step (for terms that change over training)."""
+        reshuffles it per epoch; under several processes each process's part in turn, which Accelerate deals out)
+        instead of the Trainer's shuffled batches. The loss's `progress` is set to the fraction of training steps
+        done before each step (for terms that change over training)."""
         super().__init__(*args, **kwargs)
         self.train_batches = train_batches
         # The Trainer counts the items of all accumulated micro-batches only for models that take loss kwargs.

@@ -151,7 +151,7 @@ def test_each_batch_comes_from_one_task(sampling):
     from kdnlp.multitask import TaskBatches
 
     ids = [0] * 20 + [1] * 7 + [2] * 3
-    batches = TaskBatches(ids, 4, sampling, 0.5, seed=1)
+    batches = TaskBatches(ids, ["a", "b", "c"], 4, sampling, 0.5, seed=1)
     first = list(batches)
     assert len(first) == len(batches) == 5 + 2 + 1
     assert all(len({ids[i] for i in b}) == 1 for b in first)
@@ -164,13 +164,61 @@ def test_each_batch_comes_from_one_task(sampling):
     assert list(batches) != first
 
 
+def shards(batches, processes: int = 2) -> list[list[list[int]]]:
+    """The batches of each process, as Accelerate deals them out."""
+    from accelerate.data_loader import BatchSamplerShard
+
+    return [list(BatchSamplerShard(batches, num_processes=processes, process_index=r)) for r in range(processes)]
+
+
+@pytest.mark.parametrize("sampling", ["proportional", "temperature", "round_robin"])
+def test_two_processes_share_the_batches_of_one(sampling):
+    """Task sizes that 4 x 2 does not divide: each process gets one part of every batch (parts within a row of each
+    other), so a step's parts together are one batch of one task, every row comes once per epoch (proportional),
+    and the steps are the batches of one process with 8."""
+    from kdnlp.multitask import TaskBatches
+
+    ids = [0] * 21 + [1] * 13 + [2] * 11
+    one = TaskBatches(ids, ["a", "b", "c"], 8, sampling, 0.5, seed=1)
+    two = TaskBatches(ids, ["a", "b", "c"], 4, sampling, 0.5, seed=1, processes=2)
+    for epoch in (0, 1):
+        one.set_epoch(epoch)
+        two.set_epoch(epoch)
+        ranks = shards(two)
+        assert len(ranks[0]) == len(ranks[1]) == len(one) == 3 + 2 + 2
+        assert all(abs(len(a) - len(b)) <= 1 and a and b for a, b in zip(*ranks))
+        steps = [a + b for a, b in zip(*ranks)]
+        assert all(len({ids[i] for i in b}) == 1 for b in steps)
+        if sampling == "proportional":
+            assert sorted(i for b in steps for i in b) == list(range(len(ids)))
+        assert steps == list(one)
+
+
+def test_a_last_batch_too_short_for_every_process_takes_a_row_from_the_one_before():
+    from kdnlp.multitask import TaskBatches
+
+    ids = [0] * 17 + [1] * 9  # last batches of 1 row in one process with 8
+    ranks = shards(TaskBatches(ids, ["a", "b"], 4, "proportional", 0.5, seed=1, processes=2))
+    steps = [a + b for a, b in zip(*ranks)]
+    assert all(a and b for a, b in zip(*ranks)) and all(len({ids[i] for i in b}) == 1 for b in steps)
+    assert sorted(i for b in steps for i in b) == list(range(len(ids)))
+    assert sorted(len(b) for b in steps) == [2, 2, 7, 7, 8]
+
+
+def test_a_task_too_small_for_the_processes_is_refused():
+    from kdnlp.multitask import TaskBatches
+
+    with pytest.raises(KdnlpError, match="task b: its 1 training rows cannot give each of 2 processes a row"):
+        TaskBatches([0] * 9 + [1], ["a", "b"], 4, "proportional", 0.5, seed=0, processes=2)
+
+
 def test_temperature_sampling_flattens_the_task_mix():
     from kdnlp.multitask import TaskBatches
 
     ids = [0] * 900 + [1] * 100
     counts = {}
     for tau in (1.0, 0.0):
-        batches = TaskBatches(ids, 1, "temperature", tau, seed=0)
+        batches = TaskBatches(ids, ["a", "b"], 1, "temperature", tau, seed=0)
         counts[tau] = np.bincount([ids[b[0]] for b in batches], minlength=2)
     assert 0.85 < counts[1.0][0] / 1000 < 0.95
     assert 0.45 < counts[0.0][0] / 1000 < 0.55
@@ -373,8 +421,8 @@ def test_bf16_run_reads_the_ensemble_from_the_cache(tmp_path, data, teachers):
 
 
 def test_two_processes_in_bf16_shard_the_task_batches(tmp_path, data, teachers):
-    """DDP (gloo) and mixed precision: each process takes its share of the one-task batches (a head absent from a
-    process's batch gets no gradient there), every head trains, and each task exports."""
+    """DDP (gloo) and mixed precision: each process takes its part of every one-task batch (a head absent from the
+    batch gets no gradient), every head trains, and each task exports."""
     import subprocess
 
     from safetensors.torch import load_file
@@ -392,9 +440,43 @@ def test_two_processes_in_bf16_shard_the_task_batches(tmp_path, data, teachers):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["finished"] and np.isfinite(metrics["metrics"]["average"])
     state = json.loads(next((out / "stages" / "distill").glob("checkpoint-*/trainer_state.json")).read_text())
-    assert state["global_step"] == 4  # 32 SST-2 + 24 MRPC rows in batches of 8: 7 one-task batches over 2 processes
+    assert state["global_step"] == 4  # 32 SST-2 + 24 MRPC rows: 2 + 2 one-task batches of 8 per process
     assert {"loss/sst2/hinton", "loss/mrpc/hinton"} <= {k for entry in state["log_history"] for k in entry}
     for task in ("sst2", "mrpc"):
         head = load_file(out / "tasks" / task / "model" / "model.safetensors")["classifier.weight"]
         start = load_file(Path(teachers[task][0]) / "model.safetensors")["classifier.weight"]
         assert head.shape == start.shape and not torch.equal(head, start)
+
+
+def test_two_processes_train_as_one_with_their_global_batch(tmp_path, data, teachers):
+    """2 gloo processes x 4 rows against 1 process x 8, on 21 rows of each task (8 + 8 + 5: the last batch's 5
+    rows cut 3 + 2, so each process's loss counts by its share of the rows), two epochs: the same one-task batches
+    in the same order, so the students agree up to float summation order. The teachers are copied with dropout
+    off, so that no random masks differ."""
+    import shutil
+    import subprocess
+
+    from test_scale import kdnlp_cmd, weights
+
+    args = []
+    for task, paths in teachers.items():
+        copies = [shutil.copytree(p, tmp_path / "teachers" / Path(p).name) for p in paths]
+        for folder in copies:
+            config = json.loads((folder / "config.json").read_text())
+            config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+            (folder / "config.json").write_text(json.dumps(config))
+        args += ["--teachers", f"{task}={','.join(map(str, copies))}"]
+    steps = {}
+    for n, batch in ((1, 8), (2, 4)):
+        out = tmp_path / f"p{n}"
+        r = subprocess.run(kdnlp_cmd("distill", "--recipe", "mtdnn", "--tasks", "sst2,mrpc,stsb", *args,
+                                     "--data-dir", data, "-o", out, "--max-train-samples", "21",
+                                     "--num-processes", n, "--set", "training.num_train_epochs=2",
+                                     "--set", f"training.per_device_train_batch_size={batch}",
+                                     "--set", "training.learning_rate=1e-3", "--set", "student.layers=1"),
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        state = next((out / "stages" / "distill").glob("checkpoint-*/trainer_state.json"))
+        steps[n] = json.loads(state.read_text())["global_step"]
+    assert steps[2] == steps[1] == 2 * 3 * 3
+    torch.testing.assert_close(weights(tmp_path / "p2"), weights(tmp_path / "p1"), rtol=1e-4, atol=1e-5)

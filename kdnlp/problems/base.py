@@ -77,9 +77,10 @@ class Problem:
     def configure(self, rec) -> None:
         """Reads what the recipe says for this kind of task alone (multi-task: its `multitask` section)."""
 
-    def train_batches(self, ds: "datasets.Dataset", batch_size: int, seed: int):
+    def train_batches(self, ds: "datasets.Dataset", batch_size: int, seed: int, processes: int):
         """A batch sampler fixing which rows of the encoded training set `ds` make each mini-batch (multi-task:
-        one task per batch); None lets the Trainer shuffle them."""
+        one task per batch), `batch_size` rows per process, each process's part in turn; None lets the Trainer
+        shuffle them."""
         return None
 
     def train_set(self, ds: "datasets.Dataset", targets: str, teacher: str | None, settings: Any) -> "datasets.Dataset":

@@ -137,11 +137,11 @@ class MultiTaskProblem(Problem):
 
         return DataCollatorWithPadding(tokenizer)
 
-    def train_batches(self, ds, batch_size, seed):
+    def train_batches(self, ds, batch_size, seed, processes):
         from kdnlp.multitask import TaskBatches
 
         s = self.settings
-        return TaskBatches(ds[TASK], batch_size, s.sampling, s.tau, seed)
+        return TaskBatches(ds[TASK], [t.name for t in self.tasks], batch_size, s.sampling, s.tau, seed, processes)
 
     # ---- models ----
     def teacher_folder(self, name):
