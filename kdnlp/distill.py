@@ -92,6 +92,15 @@ class Run:
     def work(self) -> Path:
         return self.folder.work
 
+    def stage_teacher(self, st: recipes.Stage) -> str | None:
+        """The teacher of stage `st`: the run's until a `teacher: previous` stage, from which on (a stage keeps the
+        teacher of the one before it) the model folder of the stage before the last such stage."""
+        stages = self.rec.stages[:self.rec.stages.index(st) + 1]
+        links = [i for i, s in enumerate(stages) if s.teacher == "previous"]
+        if not links:
+            return self.teacher
+        return str(self.work / "stages" / stages[links[-1] - 1].name / "model")
+
     def encode(self, ds):
         """`ds` tokenised for the student and, when it reads text differently, for the teacher as well."""
         enc = self.problem.encode(ds, self.tokenizer, self.rec.max_length)
@@ -259,8 +268,9 @@ def _step_down(run: Run, st: recipes.Stage) -> dict[str, Any]:
     from kdnlp.models import num_params
     from kdnlp.students import build_student
 
-    previous = run.rec.stages[run.rec.stages.index(st) - 1].name
-    run.teacher_model = type(run.student_model).from_pretrained(run.work / "stages" / previous / "model")
+    folder = Path(run.stage_teacher(st))
+    previous = folder.parent.name
+    run.teacher_model = type(run.student_model).from_pretrained(folder)
     transformers.set_seed(run.seed)
     run.student_model, ids = build_student(run.teacher_model, st.student)
     say(f"stage '{st.name}': the teacher is the student of stage '{previous}'; the student starts from its layers {ids}")

@@ -181,3 +181,30 @@ def test_word_level_kd_reads_only_real_target_tokens():
     assert term(SimpleNamespace(logits=s2), SimpleNamespace(logits=t), {"labels": labels}) == pytest.approx(value.item())
     kl = (t.softmax(-1) * (t.log_softmax(-1) - s.log_softmax(-1))).sum(-1)
     assert value.item() == pytest.approx(kl[labels != -100].mean().item(), rel=1e-5)
+
+
+def test_a_chain_link_learns_the_outputs_of_its_own_teacher_on_the_stages_device(teacher, m30k_like, tmp_path,
+                                                                                  monkeypatch, capfd):
+    """`targets: teacher` in a `teacher: previous` stage and in the stage after it (which keeps that teacher): the
+    previous stage's student decodes the targets, once, on the stage's device (the CPU, though a GPU is claimed)."""
+    from kdnlp import cache
+    from kdnlp.recipe import parse
+
+    rec = parse({
+        "name": "seq-chain", "description": "teacher -> 2+1 layers -> 1+1 layers on its outputs", "max_length": 32,
+        "student": {"layers": 2, "decoder_layers": 1},
+        "generation": {"num_beams": 2, "max_new_tokens": 16, "batch_size": 8},
+        "training": {"max_steps": 1, "per_device_train_batch_size": 8, "save_strategy": "no", "eval_strategy": "no"},
+        "stages": [{"name": "assistant", "losses": [{"loss": "ce"}]},
+                   {"name": "final", "teacher": "previous", "targets": "teacher", "student": {"layers": 1},
+                    "losses": [{"loss": "ce"}]},
+                   {"name": "polish", "targets": "teacher", "losses": [{"loss": "ce"}]}],
+    })
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the stage trains on the CPU all the same
+    metrics = kdnlp.run_recipe(rec, "translation", tmp_path / "run", teacher=str(teacher), data_dir=str(m30k_like),
+                               **OPTIONS)
+    digest = metrics["stages"]["final"]["chain"]["teacher_digest"]
+    decoded = [json.loads(p.read_text())["weights"] for p in (cache.cache_dir() / "generate").glob("*/meta.json")]
+    assert digest in decoded
+    err = capfd.readouterr().err
+    assert err.count("generate: 32 sources") == 1 and err.count("generate: reusing") == 1
