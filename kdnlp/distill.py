@@ -201,6 +201,8 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
         say(f"student ({rec.student.init}): teacher layers {ids}, hidden {c.hidden_size}, {c.num_attention_heads} heads")
         info["student_layers"] = ids
     _check_chain(rec, student_model.config, teacher_tokenizer is not None)
+    if teacher_model is not None and problem.outputs == "tokens":
+        _check_word_level(rec, teacher, student, teacher_model, student_model)
     info["params"] = {"student": num_params(student_model)}
     if teacher_model is not None:
         info["params"]["teacher"] = num_params(teacher_model)
@@ -255,6 +257,24 @@ def _check_chain(rec: recipes.Recipe, config, own_reading: bool) -> None:
             config = student_config(config, st.student)
         except KdnlpError as e:
             raise KdnlpError(f"stages.{st.name}.student: {e}") from None
+
+
+def _check_word_level(rec: recipes.Recipe, teacher: str, student: str | None, teacher_model, student_model) -> None:
+    """Fails before anything trains if a term runs the teacher on the student's targets (seq2seq) and the teacher
+    cannot make its own decoder inputs from them (kdnlp.trainer), or if a term compares the two models' per-token
+    distributions and they predict over vocabularies of different sizes."""
+    from kdnlp.losses import LOSSES
+    from kdnlp.trainer import decoder_tokens
+
+    terms = [(t.name, LOSSES.get(t.loss)) for st in rec.stages for t in st.losses]
+    if any(loss.uses_teacher for _, loss in terms):
+        decoder_tokens(teacher_model.config)
+    compared = [name for name, loss in terms if loss.uses_teacher and "logits" in loss.needs]
+    taught, learning = (m.get_output_embeddings().weight.shape[0] for m in (teacher_model, student_model))
+    if compared and taught != learning:
+        raise KdnlpError(f"teacher '{teacher}' predicts over {taught} tokens and student '{student}' over "
+                         f"{learning}, and the term '{compared[0]}' compares their distributions token by token; use "
+                         "a student with the teacher's vocabulary size")
 
 
 def _step_down(run: Run, st: recipes.Stage) -> dict[str, Any]:
