@@ -92,6 +92,15 @@ class Run:
     def work(self) -> Path:
         return self.folder.work
 
+    def stage_teacher(self, st: recipes.Stage) -> str | None:
+        """The teacher of stage `st`: the run's until a `teacher: previous` stage, from which on (a stage keeps the
+        teacher of the one before it) the model folder of the stage before the last such stage."""
+        stages = self.rec.stages[:self.rec.stages.index(st) + 1]
+        links = [i for i, s in enumerate(stages) if s.teacher == "previous"]
+        if not links:
+            return self.teacher
+        return str(self.work / "stages" / stages[links[-1] - 1].name / "model")
+
     def encode(self, ds):
         """`ds` tokenised for the student and, when it reads text differently, for the teacher as well."""
         enc = self.problem.encode(ds, self.tokenizer, self.rec.max_length)
@@ -192,6 +201,8 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
         say(f"student ({rec.student.init}): teacher layers {ids}, hidden {c.hidden_size}, {c.num_attention_heads} heads")
         info["student_layers"] = ids
     _check_chain(rec, student_model.config, teacher_tokenizer is not None)
+    if teacher_model is not None and problem.outputs == "tokens":
+        _check_word_level(rec, teacher, student, teacher_model, student_model)
     info["params"] = {"student": num_params(student_model)}
     if teacher_model is not None:
         info["params"]["teacher"] = num_params(teacher_model)
@@ -248,6 +259,24 @@ def _check_chain(rec: recipes.Recipe, config, own_reading: bool) -> None:
             raise KdnlpError(f"stages.{st.name}.student: {e}") from None
 
 
+def _check_word_level(rec: recipes.Recipe, teacher: str, student: str | None, teacher_model, student_model) -> None:
+    """Fails before anything trains if a term runs the teacher on the student's targets (seq2seq) and the teacher
+    cannot make its own decoder inputs from them (kdnlp.trainer), or if a term compares the two models' per-token
+    distributions and they predict over vocabularies of different sizes."""
+    from kdnlp.losses import LOSSES
+    from kdnlp.trainer import decoder_tokens
+
+    terms = [(t.name, LOSSES.get(t.loss)) for st in rec.stages for t in st.losses]
+    if any(loss.uses_teacher for _, loss in terms):
+        decoder_tokens(teacher_model.config)
+    compared = [name for name, loss in terms if loss.uses_teacher and "logits" in loss.needs]
+    taught, learning = (m.get_output_embeddings().weight.shape[0] for m in (teacher_model, student_model))
+    if compared and taught != learning:
+        raise KdnlpError(f"teacher '{teacher}' predicts over {taught} tokens and student '{student}' over "
+                         f"{learning}, and the term '{compared[0]}' compares their distributions token by token; use "
+                         "a student with the teacher's vocabulary size")
+
+
 def _step_down(run: Run, st: recipes.Stage) -> dict[str, Any]:
     """For a `teacher: previous` stage: the student of the stage before it, read back from its model folder, becomes
     the teacher (the same weights in an uninterrupted and a resumed run; the teacher-logit cache keys on them), and
@@ -259,8 +288,9 @@ def _step_down(run: Run, st: recipes.Stage) -> dict[str, Any]:
     from kdnlp.models import num_params
     from kdnlp.students import build_student
 
-    previous = run.rec.stages[run.rec.stages.index(st) - 1].name
-    run.teacher_model = type(run.student_model).from_pretrained(run.work / "stages" / previous / "model")
+    folder = Path(run.stage_teacher(st))
+    previous = folder.parent.name
+    run.teacher_model = type(run.student_model).from_pretrained(folder)
     transformers.set_seed(run.seed)
     run.student_model, ids = build_student(run.teacher_model, st.student)
     say(f"stage '{st.name}': the teacher is the student of stage '{previous}'; the student starts from its layers {ids}")

@@ -159,9 +159,9 @@ def check_teacher(name: str) -> None:
                          "give a seq2seq model such as Marian or BART")
 
 
-def load_teacher(name: str):
-    """A seq2seq teacher (model folder, kdnlp run folder or Hub id) in eval mode, on the GPU if there is one, and
-    its tokenizer."""
+def load_teacher(name: str, device=None):
+    """A seq2seq teacher (model folder, kdnlp run folder or Hub id) in eval mode, on `device` (by default the GPU if
+    there is one), and its tokenizer."""
     import torch
     from transformers import AutoModelForSeq2SeqLM
 
@@ -169,7 +169,8 @@ def load_teacher(name: str):
 
     check_teacher(name)
     model = _load(AutoModelForSeq2SeqLM.from_pretrained, name)
-    return model.to("cuda" if torch.cuda.is_available() else "cpu").eval(), load_tokenizer(name)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval(), load_tokenizer(name)
 
 
 def cache_key(model, tokenizer, sources: list[str], ids: list[list[int]], settings: GenerationSettings) -> str:
@@ -282,16 +283,17 @@ def with_hypotheses(pairs: "datasets.Dataset", hypotheses: list[Hypotheses]) -> 
 
 
 def teacher_targets(teacher_dir: str, pairs: "datasets.Dataset", settings: GenerationSettings | None = None,
-                    shard_size: int = 1024, progress: bool = True) -> "datasets.Dataset":
+                    shard_size: int = 1024, progress: bool = True, device=None) -> "datasets.Dataset":
     """`pairs` (columns `source`, `target`) with the teacher's outputs for each source: `teacher` (the best) and
-    `hypotheses` (the k best, {"text", "score"}, best first), from the cache or made into it (`cached_generate`).
+    `hypotheses` (the k best, {"text", "score"}, best first), from the cache or made into it (`cached_generate`),
+    decoded on `device` (`load_teacher`'s default if None).
 
     Beam search does not sample, so the outputs depend only on the teacher, the sources and the settings (and the
     batch size: see `cache_key`).
     """
     if "source" not in pairs.column_names:
         raise KdnlpError(f"the pairs have no 'source' column (columns: {', '.join(pairs.column_names)})")
-    model, tokenizer = load_teacher(teacher_dir)
+    model, tokenizer = load_teacher(teacher_dir, device)
     hypotheses, _ = cached_generate(model, tokenizer, pairs["source"], settings, shard_size, progress)
     return with_hypotheses(pairs, hypotheses)
 

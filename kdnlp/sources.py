@@ -59,7 +59,8 @@ class TaskSource(Source):
     def train_set(cls, run, st):
         with run.state.main_process_first():  # teacher outputs are generated once, then read from the cache
             settings = run.rec.generation_settings() if st.targets != "gold" else None
-            ds = run.problem.train_set(run.train, st.targets, run.teacher, settings)
+            ds = run.problem.train_set(run.train, st.targets, run.stage_teacher(st), settings,
+                                       run.args[st.name].device)
         run.train_sizes["task"] = len(ds)
         return run.encode(ds)
 

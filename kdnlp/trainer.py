@@ -7,7 +7,9 @@ norm and its clipping, averaged over processes, and checkpointed beside the mode
 student's logits only.
 
 The trainer knows no kind of task. Each model is fed the inputs its own `forward` takes; a teacher with its own
-tokenizer reads the columns prefixed `teacher_` (see kdnlp.distill). The loss is scaled by the item count the
+tokenizer reads the columns prefixed `teacher_` (see kdnlp.distill). Decoder inputs, which the collator made from
+the targets with the student's start token, are made again for the teacher with its own (`decoder_tokens`): a
+student of another architecture may start decoding from another token. The loss is scaled by the item count the
 Trainer uses (`labels != -100`: examples for classification, target tokens for seq2seq), so terms that are
 means over items are exact under gradient accumulation and multi-process training.
 """
@@ -23,6 +25,7 @@ from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback
+from transformers.models.bart.modeling_bart import shift_tokens_right
 from transformers.utils import ModelOutput
 
 from kdnlp import cache
@@ -42,6 +45,16 @@ class Outputs(ModelOutput):
     logits: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     qkv: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...] | None = None  # per layer (kdnlp.capture)
+
+
+def decoder_tokens(config) -> tuple[int, int]:
+    """The start and padding tokens with which a model's forward makes its decoder inputs from labels."""
+    start, pad = getattr(config, "decoder_start_token_id", None), getattr(config, "pad_token_id", None)
+    if start is None or pad is None:
+        raise KdnlpError(f"the teacher '{config.name_or_path}' sets no decoder_start_token_id or no pad_token_id in "
+                         "its config, so its decoder inputs cannot be made from the targets; set both in its "
+                         "config.json")
+    return start, pad
 
 
 def forward_inputs(model: torch.nn.Module) -> set[str]:
@@ -90,6 +103,7 @@ class DistillationTrainer(Trainer):
             teacher.eval()
             teacher.requires_grad_(False)
             self._teacher_inputs = forward_inputs(teacher)
+            self._teacher_config = teacher.config
             self.teacher = self.accelerator.prepare_model(teacher, evaluation_mode=True)
             if teacher_cache and loss.needs == {"logits"} and self.train_dataset is not None:
                 with self.args.main_process_first(desc="teacher cache"):
@@ -159,7 +173,11 @@ class DistillationTrainer(Trainer):
         own = {k.removeprefix(TEACHER_PREFIX): v for k, v in inputs.items() if k.startswith(TEACHER_PREFIX)}
         if own:  # the student's decoder inputs (seq2seq targets) are shared; the source is the teacher's own
             own = {**{k: v for k, v in inputs.items() if k.startswith("decoder_")}, **own}
-        return {k: v for k, v in (own or inputs).items() if k in self._teacher_inputs and k != "labels"}
+        batch = {k: v for k, v in (own or inputs).items() if k in self._teacher_inputs and k != "labels"}
+        if "decoder_input_ids" in batch and "labels" in inputs:  # the student's, made from the targets
+            start, pad = decoder_tokens(self._teacher_config)
+            batch["decoder_input_ids"] = shift_tokens_right(inputs["labels"], pad, start)
+        return batch
 
     def teacher_outputs(self, inputs: dict[str, torch.Tensor]) -> Outputs | None:
         """The one place teacher outputs come from: the cached logits that came with the batch, or a forward pass."""

@@ -137,23 +137,36 @@ def token_batches(n: int = 8):
     return datasets.Dataset.from_dict(rows)
 
 
+def special_tokens_only():
+    """A tokenizer that knows only <pad> 0, </s> 1 and <unk> 2: enough to pad the ids of `token_batches`."""
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"<pad>": 0, "</s>": 1, "<unk>": 2},
+                                                                               unk_token="<unk>")),
+                                   pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
+def word_level_kd(student, teacher):
+    from kdnlp.losses import LOSSES, CompositeLoss, LossContext
+
+    ctx = LossContext(1, student.config, teacher.config, "tokens")
+    terms = {n: (w, LOSSES.get(n)(LOSSES.get(n).Config(), ctx)) for n, w in (("ce", 0.5), ("hinton", 0.5))}
+    return CompositeLoss(terms)
+
+
 def test_accumulation_over_target_tokens_matches_one_large_batch(tmp_path):
     """8 pairs as 1x8 or 2x4 micro-batches with different token counts: the same SGD step, because the loss is
     scaled by target tokens (labels != -100), the Trainer's item count."""
-    from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerFast, TrainingArguments
-    from tokenizers import Tokenizer, models
+    from transformers import DataCollatorForSeq2Seq, TrainingArguments
 
-    from kdnlp.losses import LOSSES, CompositeLoss, LossContext
     from kdnlp.trainer import DistillationTrainer
 
-    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"<pad>": 0, "</s>": 1, "<unk>": 2},
-                                                                              unk_token="<unk>")),
-                                  pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    tok = special_tokens_only()
     moved = []
     for batch, accumulation in ((8, 1), (4, 2)):
         student, teacher = marian(0), marian(1)
-        ctx = LossContext(1, student.config, teacher.config, "tokens")
-        loss = CompositeLoss({n: (w, LOSSES.get(n)(LOSSES.get(n).Config(), ctx)) for n, w in (("ce", 0.5), ("hinton", 0.5))})
+        loss = word_level_kd(student, teacher)
         args = TrainingArguments(output_dir=str(tmp_path / str(batch)), per_device_train_batch_size=batch,
                                  gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=1.0, optim="sgd",
                                  report_to="none", use_cpu=True, save_strategy="no", lr_scheduler_type="constant",
@@ -164,6 +177,29 @@ def test_accumulation_over_target_tokens_matches_one_large_batch(tmp_path):
         moved.append(torch.cat([p.detach().flatten() for p in student.parameters()]) - start)
     assert moved[0].abs().sum() > 0
     torch.testing.assert_close(moved[0], moved[1], rtol=1e-4, atol=1e-6)
+
+
+def test_the_teacher_decodes_the_targets_from_its_own_start_token(tmp_path):
+    """A BART student starts its decoder inputs with </s>, its Marian teacher with <pad>: the teacher reads the
+    targets as its own forward reads labels."""
+    from transformers import BartConfig, BartForConditionalGeneration, DataCollatorForSeq2Seq, TrainingArguments
+
+    from kdnlp.trainer import DistillationTrainer
+
+    torch.manual_seed(0)
+    student = BartForConditionalGeneration(BartConfig(
+        vocab_size=40, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=32, pad_token_id=0,
+        eos_token_id=1, bos_token_id=None, decoder_start_token_id=1, dropout=0.0))
+    teacher = marian(1)
+    collate = DataCollatorForSeq2Seq(special_tokens_only(), model=student)
+    batch = collate(list(token_batches(4)))
+    assert batch["decoder_input_ids"][:, 0].tolist() == [1] * 4 and teacher.config.decoder_start_token_id == 0
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    trainer = DistillationTrainer(model=student, args=args, loss=word_level_kd(student, teacher), teacher=teacher,
+                                  data_collator=collate)
+    own = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+    torch.testing.assert_close(trainer.teacher_outputs(batch).logits, own.logits)
 
 
 def test_word_level_kd_reads_only_real_target_tokens():
@@ -181,3 +217,74 @@ def test_word_level_kd_reads_only_real_target_tokens():
     assert term(SimpleNamespace(logits=s2), SimpleNamespace(logits=t), {"labels": labels}) == pytest.approx(value.item())
     kl = (t.softmax(-1) * (t.log_softmax(-1) - s.log_softmax(-1))).sum(-1)
     assert value.item() == pytest.approx(kl[labels != -100].mean().item(), rel=1e-5)
+
+
+def test_a_chain_link_learns_the_outputs_of_its_own_teacher_on_the_stages_device(teacher, m30k_like, tmp_path,
+                                                                                  monkeypatch, capfd):
+    """`targets: teacher` in a `teacher: previous` stage and in the stage after it (which keeps that teacher): the
+    previous stage's student decodes the targets, once, on the stage's device (the CPU, though a GPU is claimed)."""
+    from kdnlp import cache
+    from kdnlp.recipe import parse
+
+    rec = parse({
+        "name": "seq-chain", "description": "teacher -> 2+1 layers -> 1+1 layers on its outputs", "max_length": 32,
+        "student": {"layers": 2, "decoder_layers": 1},
+        "generation": {"num_beams": 2, "max_new_tokens": 16, "batch_size": 8},
+        "training": {"max_steps": 1, "per_device_train_batch_size": 8, "save_strategy": "no", "eval_strategy": "no"},
+        "stages": [{"name": "assistant", "losses": [{"loss": "ce"}]},
+                   {"name": "final", "teacher": "previous", "targets": "teacher", "student": {"layers": 1},
+                    "losses": [{"loss": "ce"}]},
+                   {"name": "polish", "targets": "teacher", "losses": [{"loss": "ce"}]}],
+    })
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the stage trains on the CPU all the same
+    metrics = kdnlp.run_recipe(rec, "translation", tmp_path / "run", teacher=str(teacher), data_dir=str(m30k_like),
+                               **OPTIONS)
+    digest = metrics["stages"]["final"]["chain"]["teacher_digest"]
+    decoded = [json.loads(p.read_text())["weights"] for p in (cache.cache_dir() / "generate").glob("*/meta.json")]
+    assert digest in decoded
+    err = capfd.readouterr().err
+    assert err.count("generate: 32 sources") == 1 and err.count("generate: reusing") == 1
+
+
+@pytest.mark.parametrize("extra", [0, 8])
+def test_a_student_of_another_architecture_learns_word_level_kd_over_one_vocabulary(teacher, m30k_like, tmp_path,
+                                                                                   extra):
+    """A BART student with the Marian teacher's tokenizer trains on seqkd-word; one predicting over 8 more tokens
+    is refused before anything trains."""
+    from transformers import AutoTokenizer
+
+    from kdnlp.errors import KdnlpError
+    from kdnlp.scratch import model_config
+
+    tok = AutoTokenizer.from_pretrained(teacher / "model")
+    sizes = {k: v for k, v in SIZES.items() if k != "vocab_size"}
+    model_config("bart", len(tok) + extra, **sizes, pad_token_id=tok.pad_token_id,
+                 eos_token_id=tok.eos_token_id).save_pretrained(tmp_path / "bart")
+    tok.save_pretrained(tmp_path / "bart")
+    run = lambda: kdnlp.run_recipe("seqkd-word", "translation", tmp_path / "run", teacher=str(teacher),  # noqa: E731
+                                   student=str(tmp_path / "bart"), data_dir=str(m30k_like),
+                                   overrides=["training.max_steps=1", *TINY, *GEN], **OPTIONS)
+    if not extra:
+        assert run()["finished"]
+        return
+    with pytest.raises(KdnlpError, match=f"teacher '{teacher}' predicts over {len(tok)} tokens and student "
+                                         f"'{tmp_path / 'bart'}' over {len(tok) + 8}, and the term 'hinton' compares"):
+        run()
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_teacher_without_a_decoder_start_token_is_refused_for_word_level_kd(teacher, m30k_like, tmp_path):
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    from kdnlp.errors import KdnlpError
+
+    tok = AutoTokenizer.from_pretrained(teacher / "model")
+    config = T5Config(vocab_size=len(tok), d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2, pad_token_id=0,
+                      eos_token_id=1)
+    assert getattr(config, "decoder_start_token_id", None) is None
+    T5ForConditionalGeneration(config).save_pretrained(tmp_path / "t5")
+    tok.save_pretrained(tmp_path / "t5")
+    with pytest.raises(KdnlpError, match=f"the teacher '{tmp_path / 't5'}' sets no decoder_start_token_id or no "
+                                         "pad_token_id in its config"):
+        kdnlp.run_recipe("seqkd-word", "translation", tmp_path / "run", teacher=str(tmp_path / "t5"),
+                         data_dir=str(m30k_like), overrides=["training.max_steps=1", *TINY, *GEN], **OPTIONS)

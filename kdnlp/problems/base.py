@@ -83,8 +83,10 @@ class Problem:
         shuffle them."""
         return None
 
-    def train_set(self, ds: "datasets.Dataset", targets: str, teacher: str | None, settings: Any) -> "datasets.Dataset":
-        """The training examples of a stage: the gold ones, or (seq2seq) with the teacher's outputs as targets."""
+    def train_set(self, ds: "datasets.Dataset", targets: str, teacher: str | None, settings: Any,
+                  device=None) -> "datasets.Dataset":
+        """The training examples of a stage: the gold ones, or (seq2seq) with the outputs of the teacher `teacher`,
+        decoded on `device`, as targets."""
         if targets != "gold":
             raise KdnlpError(f"targets '{targets}' (the teacher's generated outputs) are for seq2seq tasks, not {self.name}")
         return ds

@@ -64,7 +64,7 @@ class Seq2SeqProblem(Problem):
 
         return DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
 
-    def train_set(self, ds, targets, teacher, settings):
+    def train_set(self, ds, targets, teacher, settings, device=None):
         if targets == "gold":
             return ds
         if targets not in TARGETS:
@@ -74,7 +74,7 @@ class Seq2SeqProblem(Problem):
         from kdnlp.generation import teacher_targets
         from kdnlp.metrics.seq2seq import closest_to_reference
 
-        out = teacher_targets(teacher, ds, settings)
+        out = teacher_targets(teacher, ds, settings, device=device)
         if targets == "inter":
             picked = [h[closest_to_reference([x["text"] for x in h], ref)]["text"]
                       for h, ref in zip(out["hypotheses"], out["target"])]
