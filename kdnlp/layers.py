@@ -1,14 +1,21 @@
-"""Layer maps: which teacher layer each student layer learns from.
+"""Layers, counted everywhere as in the models' `hidden_states` tuple: 0 is the embedding output, 1..N the encoder
+(or decoder) layers.
 
-Layers are counted as in the models' `hidden_states` tuple: 0 is the embedding output, 1..N the
-encoder layers. A map is a list of (student layer, teacher layer) pairs.
+Named rules give, for a student with M layers and a teacher with N, the teacher layer of each student layer
+m = 1..M. A student built from the teacher (kdnlp.students, `student.strategy`) copies those layers; a layer map
+(the layer pairs of pkd, tinybert_hidden, ...: `layers:`) pairs student layer m with the same teacher layer, so a
+student built and trained by one name learns each layer toward the layer it was copied from.
 
-- `uniform` (TinyBERT): student layer m <- teacher layer g(m) = floor(m*N/M), m = 1..M, so the top layers
-  always meet (g(M) = N) and a teacher with N not a multiple of M is spread as evenly as integers allow.
-- `skip` (PKD-Skip): student layers 1..M-1 <- teacher layers floor(j*N/M): every (N/M)-th layer; the top
-  layer is left to the prediction loss (for N=12, M=6: 2, 4, 6, 8, 10).
-- `last` (PKD-Last): student layers 1..M-1 <- the M-1 teacher layers below the top (N=12, M=6: 7..11).
-- a list: teacher layer for each student layer 1..M, in order.
+- `uniform` (TinyBERT): g(m) = floor(m*N/M), so the top layers always meet (g(M) = N) and a teacher with N not a
+  multiple of M is spread as evenly as integers allow (N=12, M=4: 3, 6, 9, 12).
+- `spread` (DistilBERT): 1 + round-half-up of (m-1)*(N-1)/(M-1), spread evenly with the first and last layers
+  kept (N=12, M=6: 1, 3, 5, 8, 10, 12, DistilBERT's; M=1: the top layer).
+- `skip` (PKD-Skip): every (N/M)-th layer, as `uniform`; its map leaves the student's top layer to the prediction
+  loss (N=12, M=6: 2, 4, 6, 8, 10).
+- `last` (PKD-Last): the top layers N-M+1..N; its map too leaves the top layer out (N=12, M=6: 7..11).
+- `first`: the bottom layers 1..M.
+- `every_other`: 1, 3, 5, ...; M must be their number.
+- a list: the teacher layer of each student layer 1..M, in order.
 """
 from __future__ import annotations
 
@@ -17,7 +24,9 @@ from typing import Any
 from kdnlp.errors import KdnlpError
 
 LayerMap = list[tuple[int, int]]
-STRATEGIES = ("uniform", "skip", "last")
+RULES = ("uniform", "spread", "skip", "first", "last", "every_other")
+#: Rules whose layer map leaves the student's top layer to the prediction loss, as PKD's do.
+TOP_LEFT_OUT = ("skip", "last")
 
 
 def num_layers(config: Any) -> int:
@@ -27,24 +36,45 @@ def num_layers(config: Any) -> int:
     raise KdnlpError(f"cannot tell how many layers a '{getattr(config, 'model_type', '?')}' model has")
 
 
+def pick(rule: str, m: int, n: int, what: str = "layers") -> list[int]:
+    """The teacher layer (1..n) of each student layer 1..m by `rule`, for 1 <= m <= n; `what` names the teacher's
+    layers in errors (`decoder layers`)."""
+    if rule in ("uniform", "skip"):
+        return [j * n // m for j in range(1, m + 1)]
+    if rule == "spread":
+        return [n] if m == 1 else [1 + int(i * (n - 1) / (m - 1) + 0.5) for i in range(m)]
+    if rule == "first":
+        return list(range(1, m + 1))
+    if rule == "last":
+        return list(range(n - m + 1, n + 1))
+    if rule == "every_other":
+        ids = list(range(1, n + 1, 2))
+        if m != len(ids):
+            raise KdnlpError(f"every_other keeps {len(ids)} of {n} {what}, not {m}")
+        return ids
+    raise KdnlpError(f"unknown layer rule '{rule}'; valid: {', '.join(RULES)}, or a list of teacher layers")
+
+
+def check_layers(ids: list[int], n: int, what: str) -> None:
+    """An error unless every teacher layer in `ids` is in 1..n; `what` names the list (`layers [0, 2]`)."""
+    if 0 in ids:
+        raise KdnlpError(f"bad {what}: layers count from 1 (0 is the embeddings), here 1..{n}")
+    bad = [i for i in ids if not 1 <= i <= n]
+    if bad:
+        raise KdnlpError(f"bad {what}: teacher layer {bad[0]} is out of range 1..{n}")
+
+
 def layer_map(spec: str | list[int], student_layers: int, teacher_layers: int) -> LayerMap:
     m, n = student_layers, teacher_layers
     if isinstance(spec, list):
         if len(spec) != m:
             raise KdnlpError(f"layer map {spec} gives {len(spec)} teacher layers for a student with {m} layers")
-        bad = [t for t in spec if not 1 <= t <= n]
-        if bad:
-            raise KdnlpError(f"layer map {spec}: teacher layer {bad[0]} is out of range 1..{n}")
+        check_layers(spec, n, f"layer map {spec}")
         return list(zip(range(1, m + 1), spec))
     if m > n:
         raise KdnlpError(f"a student with {m} layers cannot map onto a teacher with {n}")
-    if spec == "uniform":
-        return [(j, j * n // m) for j in range(1, m + 1)]
-    if spec == "skip":
-        return [(j, j * n // m) for j in range(1, m)]
-    if spec == "last":
-        return [(j, n - m + j) for j in range(1, m)]
-    raise KdnlpError(f"unknown layer map '{spec}'; valid: {', '.join(STRATEGIES)}, or a list of teacher layers")
+    pairs = list(zip(range(1, m + 1), pick(spec, m, n)))
+    return pairs[:-1] if spec in TOP_LEFT_OUT else pairs
 
 
 def describe(pairs: LayerMap) -> str:

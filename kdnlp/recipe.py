@@ -19,6 +19,7 @@ import yaml
 
 from kdnlp.config import coerce, from_dict
 from kdnlp.errors import KdnlpError
+from kdnlp.layers import RULES
 from kdnlp.sources import SOURCES
 
 #: TrainingArguments that kdnlp sets itself from the run folder; a recipe may not.
@@ -29,9 +30,9 @@ RESERVED_TRAINING = ("output_dir",)
 class StudentSpec:
     """How the student is made from the teacher.
 
-    `layers` is a count (chosen by `strategy`) or an explicit list of teacher layer indices. With
-    `init: copy` the student is the teacher with only those layers (DistilBERT-style). For an
-    encoder-decoder teacher `layers` chooses encoder layers and `decoder_layers` decoder layers (the same
+    `layers` is a count (chosen by `strategy`, a rule of kdnlp.layers) or an explicit list of teacher layers,
+    counted from 1 as hidden states (0 is the embeddings). With `init: copy` the student is the teacher with
+    only those layers (DistilBERT-style). For an encoder-decoder teacher `layers` chooses encoder layers and `decoder_layers` decoder layers (the same
     way; None keeps them all: distilBART's shrink), and the sizes below apply to both. A narrower student
     (`hidden_size`, `num_attention_heads`, `intermediate_size` below the teacher's) is built from the
     teacher's config and starts from truncated teacher weights (`init: truncate`) or at random (`init: random`).
@@ -39,7 +40,7 @@ class StudentSpec:
 
     layers: int | list[int] = 3
     decoder_layers: int | list[int] | None = None
-    strategy: Literal["uniform", "every_other", "first", "last"] = "uniform"
+    strategy: Literal[RULES] = "uniform"
     init: Literal["copy", "truncate", "random"] = "copy"
     hidden_size: int | None = None
     num_attention_heads: int | None = None

@@ -1,9 +1,9 @@
 """Students initialised from a teacher's layers, DistilBERT-style.
 
-The student keeps the teacher's embeddings, head and a subset of its encoder layers. DistilBERT took
-layers 0, 2, 4, 7, 9, 11 of BERT-base's twelve: that is `uniform` here (evenly spread, first and last
-kept: round-half-up of i*(N-1)/(M-1)). `every_other` takes 0, 2, 4, ...; `first`/`last` take the bottom or
-top layers (PKD's "last" idea); a list names the layers.
+The student keeps the teacher's embeddings, head and a subset of its encoder layers, counted as hidden states
+(1..N, kdnlp.layers) and chosen by a count and one of kdnlp.layers' rules, or by a list. DistilBERT took layers
+1, 3, 5, 8, 10, 12 of BERT-base's twelve: that is `spread`. `uniform` takes the layers its layer map trains the
+student toward (TinyBERT's).
 
 Encoder-decoder models (BART, Marian, T5) have two layer lists, chosen separately as in distilBART's
 shrink-and-fine-tune (Shleifer & Rush, 2020), which keeps all 12 encoder layers of BART-large and 6, 3 or 1
@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from kdnlp.errors import KdnlpError, say
+from kdnlp.layers import check_layers, pick
 
 #: model_type -> its layer lists, each (dotted path of the list inside the state dict, config field of its length):
 #: the encoder's, and for encoder-decoder models the decoder's.
@@ -64,31 +65,18 @@ def layer_lists(config: Any) -> tuple[tuple[str, str], ...]:
 
 def select_layers(num_teacher: int, layers: int | list[int], strategy: str = "uniform",
                   key: str = "layers") -> list[int]:
-    """Teacher layer indices for the student, bottom to top; `key` names the choice in errors (`decoder_layers`)."""
-    what = key.replace("_", " ")
+    """Teacher layers for the student, bottom to top, counted 1..num_teacher as hidden states; `key` names the
+    choice in errors (`decoder_layers`)."""
     if isinstance(layers, list):
-        bad = [i for i in layers if not 0 <= i < num_teacher]
-        if bad or not layers:
-            raise KdnlpError(f"bad {key} {layers}: the teacher has {what} 0..{num_teacher - 1}")
+        if not layers:
+            raise KdnlpError(f"bad {key} []: give at least one of the teacher's layers 1..{num_teacher}")
+        check_layers(layers, num_teacher, f"{key} {layers}")
         if sorted(set(layers)) != layers:
             raise KdnlpError(f"bad {key} {layers}: give distinct layers in increasing order")
         return list(layers)
-    if strategy == "every_other":
-        ids = list(range(0, num_teacher, 2))
-        if layers != len(ids):
-            raise KdnlpError(f"every_other keeps {len(ids)} of {num_teacher} {what}, not {layers}; set {key}: {len(ids)}")
-        return ids
     if not 1 <= layers <= num_teacher:
         raise KdnlpError(f"bad {key} count {layers}: must be between 1 and the teacher's {num_teacher}")
-    if strategy == "first":
-        return list(range(layers))
-    if strategy == "last":
-        return list(range(num_teacher - layers, num_teacher))
-    if strategy == "uniform":
-        if layers == 1:
-            return [num_teacher - 1]
-        return [int(i * (num_teacher - 1) / (layers - 1) + 0.5) for i in range(layers)]
-    raise KdnlpError(f"unknown layer strategy '{strategy}'; valid: uniform, every_other, first, last")
+    return pick(strategy, layers, num_teacher, key.replace("_", " "))
 
 
 def select_student_layers(config: Any, layers: int | list[int], decoder_layers: int | list[int] | None = None,
@@ -101,7 +89,7 @@ def select_student_layers(config: Any, layers: int | list[int], decoder_layers: 
     out = []
     for (_, field), choice, key in zip(lists, (layers, decoder_layers), LAYER_KEYS):
         n = getattr(config, field)
-        out.append(list(range(n)) if choice is None else select_layers(n, choice, strategy, key))
+        out.append(list(range(1, n + 1)) if choice is None else select_layers(n, choice, strategy, key))
     return out
 
 
@@ -110,13 +98,14 @@ def _layer_patterns(config: Any) -> list[re.Pattern]:
 
 
 def _teacher_key(key: str, patterns: list[re.Pattern], layer_ids: list[list[int]]) -> str:
-    """The teacher's name for a student parameter: student layer j of a list is teacher layer ids[j] of that list."""
+    """The teacher's name for a student parameter: student layer j of a list (its index, from 0) is teacher layer
+    ids[j] of that list (a hidden state, from 1)."""
     for pattern, ids in zip(patterns, layer_ids):
         m = pattern.match(key)
         if m is not None:
             if any(name in m.group(3).split(".") for name in FIRST_LAYER_ONLY):
                 return key
-            return f"{m.group(1)}.{ids[int(m.group(2))]}.{m.group(3)}"
+            return f"{m.group(1)}.{ids[int(m.group(2))] - 1}.{m.group(3)}"
     return key
 
 
@@ -186,8 +175,9 @@ def _student(teacher, config, layer_ids: list[list[int]] | None, truncate: bool 
 
 
 def init_student(teacher, layer_ids: list[int], decoder_layer_ids: list[int] | None = None):
-    """A model of the teacher's class holding copies of its embeddings, head and the layers `layer_ids` (for an
-    encoder-decoder model: of its encoder, and the decoder layers `decoder_layer_ids`, all of them if None)."""
+    """A model of the teacher's class holding copies of its embeddings, head and the layers `layer_ids` (counted from
+    1, kdnlp.layers; for an encoder-decoder model: of its encoder, and the decoder layers `decoder_layer_ids`, all of
+    them if None)."""
     ids = select_student_layers(teacher.config, list(layer_ids), decoder_layer_ids)
     return _student(teacher, _shrunk_config(teacher.config, [len(i) for i in ids]), ids)
 

@@ -5,32 +5,58 @@ import torch
 
 from conftest import tiny_classifier, tiny_config
 from kdnlp.errors import KdnlpError
+from kdnlp.layers import RULES
 from kdnlp.students import init_student, narrow_student, select_layers
 
 
-def test_uniform_reproduces_distilberts_choice():
-    assert select_layers(12, 6, "uniform") == [0, 2, 4, 7, 9, 11]
-    assert select_layers(6, 3, "uniform") == [0, 3, 5]
-    assert select_layers(6, 1, "uniform") == [5]
+def test_spread_reproduces_distilberts_choice_and_uniform_is_tinyberts():
+    assert select_layers(12, 6, "spread") == [1, 3, 5, 8, 10, 12]
+    assert select_layers(6, 3, "spread") == [1, 4, 6]
+    assert select_layers(6, 1, "spread") == [6]
+    assert select_layers(12, 4, "uniform") == [3, 6, 9, 12]
+    assert select_layers(6, 3, "uniform") == [2, 4, 6]
 
 
 def test_other_strategies_and_lists():
-    assert select_layers(6, 3, "every_other") == [0, 2, 4]
-    assert select_layers(6, 2, "first") == [0, 1]
-    assert select_layers(6, 2, "last") == [4, 5]
-    assert select_layers(6, [1, 4]) == [1, 4]
+    assert select_layers(6, 3, "every_other") == [1, 3, 5]
+    assert select_layers(6, 2, "first") == [1, 2]
+    assert select_layers(6, 2, "last") == [5, 6]
+    assert select_layers(6, 3, "skip") == [2, 4, 6]
+    assert select_layers(6, [2, 5]) == [2, 5]
 
 
 @pytest.mark.parametrize("args, message", [
     ((6, 7, "uniform"), "between 1 and the teacher's 6"),
-    ((6, [0, 6]), "the teacher has layers 0..5"),
+    ((6, [0, 6]), r"bad layers \[0, 6\]: layers count from 1 \(0 is the embeddings\)"),
+    ((6, [1, 7]), "teacher layer 7 is out of range 1..6"),
+    ((6, []), "at least one of the teacher's layers 1..6"),
     ((6, [3, 1]), "distinct layers in increasing order"),
     ((6, 2, "every_other"), "keeps 3 of 6 layers"),
-    ((6, 2, "random"), "unknown layer strategy 'random'"),
+    ((6, 2, "random"), "unknown layer rule 'random'; valid: uniform, spread, skip, first, last, every_other"),
 ])
 def test_bad_layer_choices(args, message):
     with pytest.raises(KdnlpError, match=message):
         select_layers(*args)
+
+
+@pytest.mark.parametrize("rule, m, n", [(r, 3, 6) for r in RULES] + [(r, 4, 12) for r in RULES if r != "every_other"])
+def test_a_student_built_by_a_rule_learns_each_layer_toward_the_layer_it_was_copied_from(rule, m, n):
+    """Built with `strategy: rule` and trained by a term with `layers: rule`, each mapped student layer starts as a
+    copy of the teacher layer it is pulled toward (every_other needs M = N/2)."""
+    from kdnlp.losses import LOSSES, LossContext
+    from kdnlp.recipe import StudentSpec
+    from kdnlp.students import build_student
+
+    teacher = tiny_classifier(layers=n)
+    student, _ = build_student(teacher, StudentSpec(layers=m, strategy=rule))
+    pkd = LOSSES.get("pkd")
+    pairs = pkd(pkd.Config(layers=rule), LossContext(2, student.config, teacher.config)).pairs
+    assert len(pairs) == (m - 1 if rule in ("skip", "last") else m)
+    t, s = teacher.state_dict(), student.state_dict()
+    for j, i in pairs:
+        own = f"bert.encoder.layer.{j - 1}."
+        copied = [k for k in s if k.startswith(own)]
+        assert copied and all(torch.equal(s[k], t[k.replace(own, f"bert.encoder.layer.{i - 1}.")]) for k in copied)
 
 
 def inputs():
@@ -42,7 +68,7 @@ def inputs():
 
 def test_all_layers_kept_gives_exactly_the_teachers_outputs():
     teacher = tiny_classifier()
-    student = init_student(teacher, [0, 1, 2, 3]).eval()
+    student = init_student(teacher, [1, 2, 3, 4]).eval()
     with torch.no_grad():
         a, b = teacher(**inputs(), output_hidden_states=True), student(**inputs(), output_hidden_states=True)
     assert torch.equal(a.logits, b.logits)
@@ -51,10 +77,10 @@ def test_all_layers_kept_gives_exactly_the_teachers_outputs():
 
 def test_subset_copies_the_chosen_layers_embeddings_and_head():
     teacher = tiny_classifier()
-    student = init_student(teacher, [1, 3])
+    student = init_student(teacher, [2, 4])
     assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
     t, s = teacher.state_dict(), student.state_dict()
-    for new, old in enumerate([1, 3]):
+    for new, old in enumerate([1, 3]):  # hidden states 2, 4: the teacher's encoder.layer.1 and .3
         key = "bert.encoder.layer.{}.attention.self.query.weight"
         assert torch.equal(s[key.format(new)], t[key.format(old)])
     for key in ("bert.embeddings.word_embeddings.weight", "classifier.weight", "bert.pooler.dense.weight"):
@@ -78,7 +104,7 @@ def test_other_bert_family_encoders(arch):
                                                       "attention_probs_dropout_prob")},
                      vocab_size=100, max_position_embeddings=64)
     teacher = getattr(transformers, arch)(config).eval()
-    full, part = init_student(teacher, [0, 1, 2, 3]).eval(), init_student(teacher, [0, 3])
+    full, part = init_student(teacher, [1, 2, 3, 4]).eval(), init_student(teacher, [1, 4])
     ids = {"input_ids": torch.randint(5, 100, (2, 7), generator=torch.Generator().manual_seed(1))}
     with torch.no_grad():
         assert torch.equal(teacher(**ids).logits, full(**ids).logits)
@@ -91,23 +117,23 @@ def test_unsupported_architecture_is_refused():
 
     model = GPT2ForSequenceClassification(GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=100))
     with pytest.raises(KdnlpError, match="does not support model type 'gpt2'; supported: bert"):
-        init_student(model, [0])
+        init_student(model, [1])
 
 
 def test_narrow_student_truncates_teacher_weights_or_starts_at_random():
     teacher = tiny_classifier()
-    student = narrow_student(teacher, [1, 3], "truncate", hidden_size=16, num_attention_heads=2, intermediate_size=40)
+    student = narrow_student(teacher, [2, 4], "truncate", hidden_size=16, num_attention_heads=2, intermediate_size=40)
     c = student.config
     assert (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size) == (2, 16, 2, 40)
     t, s = teacher.state_dict(), student.state_dict()
     assert torch.equal(s["bert.encoder.layer.1.intermediate.dense.weight"], t["bert.encoder.layer.3.intermediate.dense.weight"][:40, :16])
     assert torch.equal(s["bert.embeddings.word_embeddings.weight"], t["bert.embeddings.word_embeddings.weight"][:, :16])
-    random = narrow_student(teacher, [1, 3], "random", hidden_size=16, num_attention_heads=2)
+    random = narrow_student(teacher, [2, 4], "random", hidden_size=16, num_attention_heads=2)
     assert not torch.equal(random.state_dict()["bert.embeddings.word_embeddings.weight"], s["bert.embeddings.word_embeddings.weight"])
     with torch.no_grad():
         assert student(**inputs()).logits.shape == (3, 2)
     with pytest.raises(KdnlpError, match="hidden_size 64 is larger than the teacher's 32"):
-        narrow_student(teacher, [0], "truncate", hidden_size=64)
+        narrow_student(teacher, [1], "truncate", hidden_size=64)
 
 
 def per_head(weight: torch.Tensor, axis: int, heads: int, keep: int) -> torch.Tensor:
@@ -120,7 +146,7 @@ def test_truncation_keeps_each_head_of_the_teacher_in_its_own_head():
     teacher head h (queries, keys, values and the output projection's columns), every other weight from its leading
     block. A plain slice would give student head 1 the units 4..7 of teacher head 0."""
     teacher = tiny_classifier()
-    student = narrow_student(teacher, [1, 3], "truncate", hidden_size=16, num_attention_heads=4)
+    student = narrow_student(teacher, [2, 4], "truncate", hidden_size=16, num_attention_heads=4)
     t, s = teacher.state_dict(), student.state_dict()
     for j, i in ((0, 1), (1, 3)):
         attn, own = f"bert.encoder.layer.{i}.attention.", f"bert.encoder.layer.{j}.attention."
@@ -138,7 +164,7 @@ def test_truncation_keeps_each_head_of_the_teacher_in_its_own_head():
               for n in ("query", "key"))
     assert torch.allclose(q[:, 4:8] @ k[:, 4:8].T, tq[:, 8:12] @ tk[:, 8:12].T, atol=1e-6)
     # heads wider than the teacher's (2 of 12 from 4 of 8) cannot sit inside them: the plain slice
-    wide = narrow_student(teacher, [1], "truncate", hidden_size=24, num_attention_heads=2).state_dict()
+    wide = narrow_student(teacher, [2], "truncate", hidden_size=24, num_attention_heads=2).state_dict()
     assert torch.equal(wide["bert.encoder.layer.0.attention.self.query.weight"],
                        t["bert.encoder.layer.1.attention.self.query.weight"][:24, :24])
 
@@ -154,4 +180,4 @@ def test_student_spec_rules():
         from_dict(StudentSpec, {"init": "random", "hidden_size": 30, "num_attention_heads": 4}, "student")
     spec = from_dict(StudentSpec, {"layers": 2, "init": "truncate", "hidden_size": 16, "num_attention_heads": 2}, "student")
     student, ids = build_student(tiny_classifier(), spec)
-    assert ids == [0, 3] and student.config.hidden_size == 16
+    assert ids == [2, 4] and student.config.hidden_size == 16
