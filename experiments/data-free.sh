@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The data-free result (issue 15): on SST-2 and MRPC, a MiniLM-L6 teacher fine-tuned on the task, and students of
-# 3 teacher layers (uniform) and narrow ones (4 layers, hidden 312, 12 heads, FFN 1200, truncated teacher weights).
+# 3 teacher layers (spread) and narrow ones (4 layers, hidden 312, 12 heads, FFN 1200, truncated teacher weights).
 # Rows per task and student: the student as built (no training), data-free with RDSKD's generator loss
 # (data-free), with DAFL's fixed weights (data-free-dafl), RDSKD without the diversity term (data-free-nodiv), and
 # the same student loss, hinton at T = 20 alone, on the real train split for the same number of steps (hinton-real).
@@ -49,7 +49,7 @@ for task in $TASKS; do
         $K init-student --teacher "$teacher" --layers 4 --init truncate --hidden-size 312 --heads 12 \
           --intermediate-size 1200 -o "$o/init"
       else
-        $K init-student --teacher "$teacher" --layers 3 --strategy uniform -o "$o/init"
+        $K init-student --teacher "$teacher" --layers 3 --strategy spread -o "$o/init"
       fi
     fi
     for recipe in $RECIPES; do
@@ -59,7 +59,7 @@ for task in $TASKS; do
     # a seeded subset of STEPS x 32 train examples (at most the split): SST-2's STEPS steps are one epoch over it,
     # and the teacher cache holds only those, not all 67,349
     [ -d "$o/hinton-real" ] || $K distill --recipe hinton --teacher "$teacher" --task $task --data-dir "$DATA/glue" \
-      --max-train-samples $((STEPS * 32)) --set 'losses=[{loss: hinton, temperature: 20}]' --set student.strategy=uniform \
+      --max-train-samples $((STEPS * 32)) --set 'losses=[{loss: hinton, temperature: 20}]' --set student.strategy=spread \
       "${RUN[@]}" "${extra[@]}" -o "$o/hinton-real"
     rows=(); for recipe in $RECIPES; do rows+=("$o/$recipe"); done
     $K eval "$teacher" "$o/init" "${rows[@]}" "$o/hinton-real" \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 13's headline comparison on SST-2, sized for one 3-hour session on 2 CPU cores: MiniLM-L6 fine-tuned on the
-# whole train split (1 epoch, length 64), then 3-layer students from its layers 0, 1, 2 (`first`), one epoch each,
+# whole train split (1 epoch, length 64), then 3-layer students from its layers 1, 2, 3 (`first`), one epoch each,
 # over SEEDS beside their no-teacher twins (`--control`), and `kdnlp report` (mean ± sd, paired difference ± SE,
 # % of the teacher). Everything in bf16 autocast (PRECISION=fp32 for full precision): on this CPU it trains about
 # 1.5x faster at the same accuracy (docs/benchmarks.md, hinton-cache-bf16). The teacher's logits are cached once and

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The SST-2 result of docs/results.md: teacher MiniLM-L6 fine-tuned on the full SST-2 train set, then 3-layer
-# students initialised from its layers 0, 3, 5: (b) no teacher, (c) hinton, (d) distilbert, tinybert; from its
-# layers 0, 1, 2: pkd-skip and, from the same start, no teacher, hinton and tinybert. One epoch each (tinybert:
+# students initialised from its layers 1, 4, 6: (b) no teacher, (c) hinton, (d) distilbert, tinybert; from its
+# layers 1, 2, 3: pkd-skip and, from the same start, no teacher, hinton and tinybert. One epoch each (tinybert:
 # half an epoch per stage). A narrow 4-layer student (hidden 312, 12 heads, FFN 1200, truncated teacher
 # weights) without a teacher and with tinybert-narrow (general distillation on the English side of the WMT
 # en-de sample, then half an epoch of task intermediate and half of prediction-layer distillation); then eval.
@@ -18,16 +18,16 @@ HALF=(--set stages.intermediate.training.num_train_epochs=0.5 --set stages.predi
 NARROW=(--set student.layers=4 --set student.hidden_size=312 --set student.num_attention_heads=12
         --set student.intermediate_size=1200 --set student.init=truncate)
 TEXT="$DATA/seq2seq/opennmt_wmt_en_de_sample"
-# the recipes now start from layers 0, 1, 2 (`first`); these rows are the ones made from 0, 3, 5 (and the narrow 0, 2, 3, 5)
-UNIFORM=(--set student.strategy=uniform)
+# the recipes now start from layers 1, 2, 3 (`first`); these rows are the ones made from 1, 4, 6 (and the narrow 1, 3, 4, 6)
+SPREAD=(--set student.strategy=spread)
 [ -d "$OUT/teacher" ] || $K finetune --model minilm-l6 "${COMMON[@]}" -o "$OUT/teacher"
-[ -d "$OUT/tinybert" ] || $K distill --recipe tinybert --teacher "$OUT/teacher" "${COMMON[@]}" "${HALF[@]}" "${UNIFORM[@]}" -o "$OUT/tinybert"
+[ -d "$OUT/tinybert" ] || $K distill --recipe tinybert --teacher "$OUT/teacher" "${COMMON[@]}" "${HALF[@]}" "${SPREAD[@]}" -o "$OUT/tinybert"
 for recipe in hinton distilbert baseline; do
-  [ -d "$OUT/$recipe" ] || $K distill --recipe $recipe --teacher "$OUT/teacher" "${COMMON[@]}" "${UNIFORM[@]}" -o "$OUT/$recipe"
+  [ -d "$OUT/$recipe" ] || $K distill --recipe $recipe --teacher "$OUT/teacher" "${COMMON[@]}" "${SPREAD[@]}" -o "$OUT/$recipe"
 done
 [ -d "$OUT/pkd-skip" ] || $K distill --recipe pkd-skip --teacher "$OUT/teacher" "${COMMON[@]}" -o "$OUT/pkd-skip"
 [ -d "$OUT/narrow-baseline" ] || $K distill --recipe baseline --teacher "$OUT/teacher" "${COMMON[@]}" "${NARROW[@]}" \
-  "${UNIFORM[@]}" -o "$OUT/narrow-baseline"
+  "${SPREAD[@]}" -o "$OUT/narrow-baseline"
 [ -d "$OUT/tinybert-narrow" ] || $K distill --recipe tinybert-narrow --teacher "$OUT/teacher" "${COMMON[@]}" "${HALF[@]}" \
   --text "$TEXT/src-train.txt" --text "$TEXT/src-val.txt" -o "$OUT/tinybert-narrow"
 # control for pkd-skip, which starts from the teacher's first layers: the no-teacher student from the same layers

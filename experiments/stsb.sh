@@ -13,20 +13,20 @@ COMMON=(--task stsb --data-dir "$DATA/glue" --set training.logging_steps=50 --se
 NARROW=(--set student.layers=4 --set student.hidden_size=312 --set student.num_attention_heads=12
         --set student.intermediate_size=1200 --set student.init=truncate)
 TEXT="$DATA/seq2seq/opennmt_wmt_en_de_sample"
-# the recipes now start from layers 0, 1, 2 (`first`); these rows are the ones made from 0, 3, 5 (and the narrow 0, 2, 3, 5)
-UNIFORM=(--set student.strategy=uniform)
+# the recipes now start from layers 1, 2, 3 (`first`); these rows are the ones made from 1, 4, 6 (and the narrow 1, 3, 4, 6)
+SPREAD=(--set student.strategy=spread)
 [ -d "$OUT/teacher" ] || $K finetune --model minilm-l6 "${COMMON[@]}" -o "$OUT/teacher"
 for recipe in baseline hinton; do
-  [ -d "$OUT/$recipe" ] || $K distill --recipe $recipe --teacher "$OUT/teacher" "${COMMON[@]}" "${UNIFORM[@]}" -o "$OUT/$recipe"
+  [ -d "$OUT/$recipe" ] || $K distill --recipe $recipe --teacher "$OUT/teacher" "${COMMON[@]}" "${SPREAD[@]}" -o "$OUT/$recipe"
 done
 [ -d "$OUT/pkd-skip" ] || $K distill --recipe pkd-skip --teacher "$OUT/teacher" "${COMMON[@]}" -o "$OUT/pkd-skip"
 # control for pkd-skip, which starts from the teacher's first layers: the no-teacher student from the same layers
 [ -d "$OUT/baseline-first" ] || $K distill --recipe baseline --teacher "$OUT/teacher" "${COMMON[@]}" \
   --set student.strategy=first -o "$OUT/baseline-first"
-[ -d "$OUT/tinybert" ] || $K distill --recipe tinybert --teacher "$OUT/teacher" "${COMMON[@]}" "${UNIFORM[@]}" -o "$OUT/tinybert" \
+[ -d "$OUT/tinybert" ] || $K distill --recipe tinybert --teacher "$OUT/teacher" "${COMMON[@]}" "${SPREAD[@]}" -o "$OUT/tinybert" \
   --set stages.intermediate.training.num_train_epochs=2 --set stages.prediction.training.num_train_epochs=2
 [ -d "$OUT/narrow-baseline" ] || $K distill --recipe baseline --teacher "$OUT/teacher" "${COMMON[@]}" "${NARROW[@]}" \
-  "${UNIFORM[@]}" -o "$OUT/narrow-baseline"
+  "${SPREAD[@]}" -o "$OUT/narrow-baseline"
 [ -d "$OUT/tinybert-narrow" ] || $K distill --recipe tinybert-narrow --teacher "$OUT/teacher" "${COMMON[@]}" \
   --text "$TEXT/src-train.txt" --text "$TEXT/src-val.txt" --set stages.general.training.num_train_epochs=1 \
   --set stages.intermediate.training.num_train_epochs=2 --set stages.prediction.training.num_train_epochs=2 \
@@ -36,6 +36,6 @@ done
   --teacher "$OUT/teacher" "${COMMON[@]}" --set 'losses=[{loss: tinybert_prediction}]' --set training.learning_rate=1e-4 \
   -o "$OUT/tinybert-narrow-pred"
 [ -d "$OUT/narrow-baseline-lr1e-4" ] || $K distill --recipe baseline --teacher "$OUT/teacher" "${COMMON[@]}" "${NARROW[@]}" \
-  "${UNIFORM[@]}" --set training.learning_rate=1e-4 -o "$OUT/narrow-baseline-lr1e-4"
+  "${SPREAD[@]}" --set training.learning_rate=1e-4 -o "$OUT/narrow-baseline-lr1e-4"
 $K eval "$OUT/teacher" "$OUT/baseline" "$OUT/hinton" "$OUT/pkd-skip" "$OUT/tinybert" "$OUT/narrow-baseline" \
   "$OUT/tinybert-narrow" "$OUT/tinybert-narrow-pred" "$OUT/narrow-baseline-lr1e-4" --task stsb --data-dir "$DATA/glue" --speed --json-out "$OUT/results.json"

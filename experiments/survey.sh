@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 14's result: each survey method against baseline, hinton and pkd-skip at one budget, from the same
-# student start (3 layers copied from the teacher's layers 0, 1, 2), then the 2-layer student directly from the
+# student start (3 layers copied from the teacher's layers 1, 2, 3), then the 2-layer student directly from the
 # teacher and through a 4-layer assistant. Budget, one epoch at batch 32 for every student:
 # - sst2: a seeded random subset of SAMPLES (default 4,000) train sentences, drawn per seed (every method sees
 #   the same subset within a seed), length 64 (125 steps); OUT/teacher, if absent, is fine-tuned here on the
@@ -51,6 +51,6 @@ for seed in $SEEDS; do
   [ "$TASK" = sst2 ] || continue
   # sensitivity: sp at 40, the weight calibrated at the start, ten times the recipe's (its students end at the majority class)
   [ -d "$D/sp-w40" ] || $K distill --recipe sp "${S[@]}" --set losses.sp.weight=40 -o "$D/sp-w40"
-  [ -d "$D/hinton-l2" ] || $K distill --recipe hinton "${S[@]}" --set student.layers=2 --set student.strategy=uniform -o "$D/hinton-l2"
-  [ -d "$D/ta-chain" ] || $K distill --recipe ta-chain "${S[@]}" --set student.strategy=uniform -o "$D/ta-chain"
+  [ -d "$D/hinton-l2" ] || $K distill --recipe hinton "${S[@]}" --set student.layers=2 --set student.strategy=spread -o "$D/hinton-l2"
+  [ -d "$D/ta-chain" ] || $K distill --recipe ta-chain "${S[@]}" --set student.strategy=spread -o "$D/ta-chain"
 done

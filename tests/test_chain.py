@@ -48,7 +48,7 @@ def test_each_link_is_a_model_folder_and_the_next_stage_learns_from_it(tiny_teac
     info = json.loads((out / "run.json").read_text())
     assert info["params"]["student"] == sum(p.numel() for p in final.parameters())
     record = info["chain"]["final"]
-    assert record["teacher"] == "stages/assistant/model" and record["student_layers"] == [0, 2]
+    assert record["teacher"] == "stages/assistant/model" and record["student_layers"] == [1, 3]
     assert record["teacher_digest"] == cache.weights_digest(assistant)  # the assistant taught the last stage
     taught = [json.loads(p.read_text())["teacher"] for p in cache.cache_dir().glob("*.json")]
     assert str(tmp_path / "run.partial" / "stages" / "assistant" / "model") in taught  # its logits were cached

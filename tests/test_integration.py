@@ -35,7 +35,7 @@ def test_finetune_writes_a_plain_model_folder(rte_teacher):
     assert run["train_examples"] == {"task": 64} and run["recipe"] == "finetune"
 
 
-@pytest.mark.parametrize("recipe, layers", [("distilbert", [0, 3, 5]), ("pkd-skip", [0, 1, 2])])
+@pytest.mark.parametrize("recipe, layers", [("distilbert", [1, 4, 6]), ("pkd-skip", [1, 2, 3])])
 def test_recipes_distill_a_3_layer_student(rte_teacher, glue_dir, tmp_path, recipe, layers):
     from transformers import AutoModelForSequenceClassification
 
@@ -54,7 +54,7 @@ def test_recipes_distill_a_3_layer_student(rte_teacher, glue_dir, tmp_path, reci
     # training moved the copied layers away from the teacher's
     t, s = teacher.state_dict(), student.state_dict()
     key = "bert.encoder.layer.{}.output.dense.weight"
-    assert not torch.equal(s[key.format(1)], t[key.format(layers[1])])
+    assert not torch.equal(s[key.format(1)], t[key.format(layers[1] - 1)])
 
 
 @pytest.mark.parametrize("recipe, stages", [("fitnets", ["hint", "kd"]), ("rkd", ["distill"]), ("sp", ["distill"]),
@@ -101,12 +101,12 @@ def test_init_student_keeping_every_layer_reproduces_minilm(minilm_path, tmp_pat
     from transformers import AutoModel
 
     ids = kdnlp.init_student_folder("minilm-l6", str(tmp_path / "all"), 6)
-    assert ids == [0, 1, 2, 3, 4, 5]
+    assert ids == [1, 2, 3, 4, 5, 6]
     a, b = AutoModel.from_pretrained(minilm_path).eval(), AutoModel.from_pretrained(tmp_path / "all").eval()
     enc = tokenizer(["a real sentence to embed", "and another"], padding=True, return_tensors="pt")
     with torch.no_grad():
         assert torch.equal(a(**enc).last_hidden_state, b(**enc).last_hidden_state)
-    assert kdnlp.init_student_folder("minilm-l6", str(tmp_path / "two"), [1, 4]) == [1, 4]
+    assert kdnlp.init_student_folder("minilm-l6", str(tmp_path / "two"), [2, 5]) == [2, 5]
     assert AutoModel.from_pretrained(tmp_path / "two").config.num_hidden_layers == 2
 
 

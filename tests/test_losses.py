@@ -226,7 +226,7 @@ def test_tinybert_projections_start_by_comparing_each_truncated_unit_with_its_te
     from kdnlp.students import narrow_student
 
     teacher = tiny_classifier()
-    student = narrow_student(teacher, [1, 3], "truncate", hidden_size=16, num_attention_heads=4)
+    student = narrow_student(teacher, [2, 4], "truncate", hidden_size=16, num_attention_heads=4)
     batch = {"input_ids": torch.tensor([[101, 7592, 2088, 102], [101, 2204, 102, 0]]),
              "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])}
     s, t = (m(**batch, output_hidden_states=True) for m in (student, teacher))

@@ -81,7 +81,7 @@ def pair(student, teacher):
 
 @pytest.mark.parametrize("options", [{}, {"version": "v2", "num_relation_heads": 2}])
 def test_zero_for_the_teacher_itself_positive_for_a_student_with_gradients_to_it_only(options):
-    student, teacher, batch = pair(init_student(tiny_classifier(seed=1), [0, 3]), tiny_classifier(seed=1))
+    student, teacher, batch = pair(init_student(tiny_classifier(seed=1), [1, 4]), tiny_classifier(seed=1))
     loss = make(student.config, teacher.config, **options)
     assert loss(run(teacher, batch), run(teacher, batch), batch).item() == pytest.approx(0.0, abs=1e-6)
     value = loss(run(student, batch, grad=True), run(teacher, batch), batch)
@@ -97,7 +97,7 @@ def test_students_of_another_width_and_a_batch_is_the_mean_of_its_examples(optio
     """Teacher hidden 32 with 4 heads; student hidden 16 (v1: 4 heads, v2: 2 heads and 4 relation heads)."""
     teacher = tiny_classifier(seed=1)
     heads = 4 if not options else 2
-    student, teacher, batch = pair(narrow_student(teacher, [0, 3], hidden_size=16, num_attention_heads=heads), teacher)
+    student, teacher, batch = pair(narrow_student(teacher, [1, 4], hidden_size=16, num_attention_heads=heads), teacher)
     loss = make(student.config, teacher.config, **options)
     whole = loss(run(student, batch), run(teacher, batch), batch).item()
     assert whole > 0
@@ -111,7 +111,7 @@ def test_students_of_another_width_and_a_batch_is_the_mean_of_its_examples(optio
 def test_teacher_layer_picks_the_layer_the_student_learns_from():
     """A student made of the teacher's two bottom layers matches teacher layer 2 exactly, not the last one."""
     teacher = tiny_classifier(seed=1)
-    student, teacher, batch = pair(init_student(teacher, [0, 1]), teacher)
+    student, teacher, batch = pair(init_student(teacher, [1, 2]), teacher)
     s, t = run(student, batch), run(teacher, batch)
     assert make(student.config, teacher.config, teacher_layer=2)(s, t, batch).item() == pytest.approx(0.0, abs=1e-6)
     assert make(student.config, teacher.config)(s, t, batch).item() > 1e-5  # random weights: near-uniform maps

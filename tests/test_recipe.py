@@ -34,11 +34,11 @@ BASE = "name: x\ndescription: y\nlosses:\n  - {loss: hinton, weight: 0.5, temper
 
 def test_overrides_win_and_reach_list_elements_by_name():
     r = recipe.load("distilbert", ["losses.hinton.temperature=4", "training.learning_rate=3e-5",
-                                   "student.layers=[0,2,5]", "training.save_strategy=no"])
+                                   "student.layers=[1,3,6]", "training.save_strategy=no"])
     terms = {t.name: t for t in r.stages[0].losses}
     assert terms["hinton"].params == {"temperature": 4.0}
     assert r.training["learning_rate"] == 3e-5 and r.training["save_strategy"] == "no"
-    assert r.student.layers == [0, 2, 5]
+    assert r.student.layers == [1, 3, 6]
 
 
 def test_yaml_strings_like_5e_5_become_numbers(tmp_path):

@@ -39,7 +39,7 @@ class _Grads(TrainerCallback):
 
 def projection_trainer(tmp_path, tokenizer, max_grad_norm):
     teacher = tiny_classifier(seed=1)
-    student = narrow_student(teacher, [1, 3], "truncate", hidden_size=16, num_attention_heads=2)
+    student = narrow_student(teacher, [2, 4], "truncate", hidden_size=16, num_attention_heads=2)
     ctx = LossContext(2, student.config, teacher.config)
     cls = LOSSES.get("tinybert_hidden")
     loss = CompositeLoss({"tinybert_hidden": (1.0, cls(cls.Config(), ctx))})

@@ -51,7 +51,7 @@ def layer_counts(config):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_keeping_every_layer_reproduces_the_teachers_logits(arch):
     teacher = tiny_teacher(arch)
-    student = init_student(teacher, [0, 1, 2, 3]).eval()
+    student = init_student(teacher, [1, 2, 3, 4]).eval()
     assert type(student) is type(teacher) and layer_counts(student.config) == (4, 3)
     with torch.no_grad():
         a, b = teacher(**batch()), student(**batch())
@@ -68,19 +68,19 @@ def teacher_name(key: str, arch: str, encoder_ids: list[int], decoder_ids: list[
         if m:
             if "relative_attention_bias" in m.group(2):  # T5: only block 0 has it, and the student's is the teacher's block 0's
                 return key
-            return f"{stack}.{ids[int(m.group(1))]}.{m.group(2)}"
+            return f"{stack}.{ids[int(m.group(1))] - 1}.{m.group(2)}"
     return key
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_a_2_plus_1_student_holds_the_chosen_encoder_and_decoder_layers(arch):
     teacher = tiny_teacher(arch)
-    student = init_student(teacher, [1, 3], [2])
+    student = init_student(teacher, [2, 4], [3])
     assert layer_counts(student.config) == (2, 1) and layer_counts(teacher.config) == (4, 3)
     t, s = teacher.state_dict(), student.state_dict()
     assert len(s) < len(t)
     for key, value in s.items():
-        assert torch.equal(value, t[teacher_name(key, arch, [1, 3], [2])]), key
+        assert torch.equal(value, t[teacher_name(key, arch, [2, 4], [3])]), key
     encoder, decoder = STACKS[arch]
     layer = "layer.0.SelfAttention.q.weight" if arch == "t5" else "self_attn.q_proj.weight"
     assert torch.equal(s[f"{encoder}.1.{layer}"], t[f"{encoder}.3.{layer}"])
@@ -98,29 +98,32 @@ def test_a_2_plus_1_student_holds_the_chosen_encoder_and_decoder_layers(arch):
 
 def test_the_strategy_chooses_both_lists_and_decoder_layers_default_to_all():
     config = tiny_teacher("bart").config
-    assert select_student_layers(config, 2, 2) == [[0, 3], [0, 2]]
-    assert select_student_layers(config, 2, 2, "last") == [[2, 3], [1, 2]]
-    assert select_student_layers(config, [0, 2]) == [[0, 2], [0, 1, 2]]
+    assert select_student_layers(config, 2, 2) == [[2, 4], [1, 3]]
+    assert select_student_layers(config, 2, 2, "spread") == [[1, 4], [1, 3]]
+    assert select_student_layers(config, 2, 2, "last") == [[3, 4], [2, 3]]
+    assert select_student_layers(config, [1, 3]) == [[1, 3], [1, 2, 3]]
     student, ids = build_student(tiny_teacher("t5"), StudentSpec(layers=3, decoder_layers=1, strategy="first"))
-    assert ids == [0, 1, 2] and layer_counts(student.config) == (3, 1)
+    assert ids == [1, 2, 3] and layer_counts(student.config) == (3, 1)
 
 
 def test_bad_layer_choices():
     teacher = tiny_teacher("marian")
-    with pytest.raises(KdnlpError, match=r"bad layers \[0, 4\]: the teacher has layers 0..3"):
-        init_student(teacher, [0, 4])
-    with pytest.raises(KdnlpError, match=r"bad decoder_layers \[3\]: the teacher has decoder layers 0..2"):
-        init_student(teacher, [0], [3])
+    with pytest.raises(KdnlpError, match=r"bad layers \[1, 5\]: teacher layer 5 is out of range 1..4"):
+        init_student(teacher, [1, 5])
+    with pytest.raises(KdnlpError, match=r"bad decoder_layers \[4\]: teacher layer 4 is out of range 1..3"):
+        init_student(teacher, [1], [4])
+    with pytest.raises(KdnlpError, match=r"bad decoder_layers \[0, 2\]: layers count from 1 \(0 is the embeddings\)"):
+        init_student(teacher, [1], [0, 2])
     with pytest.raises(KdnlpError, match="bad decoder_layers count 5: must be between 1 and the teacher's 3"):
         build_student(teacher, StudentSpec(layers=2, decoder_layers=5))
-    with pytest.raises(KdnlpError, match="every_other keeps 2 of 3 decoder layers, not 1; set decoder_layers: 2"):
+    with pytest.raises(KdnlpError, match="every_other keeps 2 of 3 decoder layers, not 1"):
         build_student(teacher, StudentSpec(layers=2, decoder_layers=1, strategy="every_other"))
     from conftest import tiny_classifier
 
     with pytest.raises(KdnlpError, match="decoder_layers is for encoder-decoder models; 'bert' has no decoder"):
         build_student(tiny_classifier(), StudentSpec(layers=2, decoder_layers=1))
     with pytest.raises(KdnlpError, match="decoder_layers is for encoder-decoder models"):
-        init_student(tiny_classifier(), [0], [0])
+        init_student(tiny_classifier(), [1], [1])
 
 
 #: arch -> (a student key, the same weight in the teacher's layer 3 / decoder layer 2) of the feed-forward input.
@@ -132,11 +135,11 @@ FFN = {"bart": ("model.encoder.layers.1.fc1.weight", "model.encoder.layers.3.fc1
 @pytest.mark.parametrize("arch", ARCHS)
 def test_narrow_students_truncate_or_start_at_random(arch):
     teacher = tiny_teacher(arch)
-    spec = StudentSpec(layers=2, decoder_layers=[2], init="truncate", hidden_size=16, num_attention_heads=2,
+    spec = StudentSpec(layers=2, decoder_layers=[3], init="truncate", hidden_size=16, num_attention_heads=2,
                        intermediate_size=40)
     student, ids = build_student(teacher, spec)
     c = student.config
-    assert ids == [0, 3] and layer_counts(c) == (2, 1)
+    assert ids == [2, 4] and layer_counts(c) == (2, 1)
     if arch == "t5":
         assert (c.d_model, c.num_heads, c.d_kv, c.d_ff) == (16, 2, 8, 40)
     else:
@@ -148,7 +151,7 @@ def test_narrow_students_truncate_or_start_at_random(arch):
     embeddings = "shared.weight" if arch == "t5" else "model.shared.weight"
     assert torch.equal(s[embeddings], t[embeddings][:, :16])
     if arch == "marian":  # sinusoidal positions are computed for the student's width, not cut from the teacher's
-        fresh = narrow_student(teacher, [0], "random", hidden_size=16, num_attention_heads=2).state_dict()
+        fresh = narrow_student(teacher, [1], "random", hidden_size=16, num_attention_heads=2).state_dict()
         key = "model.encoder.embed_positions.weight"
         assert torch.equal(s[key], fresh[key]) and not torch.equal(s[key], t[key][:, :16])
     if arch == "t5":
@@ -159,9 +162,9 @@ def test_narrow_students_truncate_or_start_at_random(arch):
     with torch.no_grad():
         assert student.eval()(**batch()).logits.shape == (3, 5, 100)
     with pytest.raises(KdnlpError, match="student intermediate_size 128 is larger than the teacher's 64"):
-        narrow_student(teacher, [0], "truncate", intermediate_size=128)
+        narrow_student(teacher, [1], "truncate", intermediate_size=128)
     with pytest.raises(KdnlpError, match="student hidden_size 32 is not a multiple of num_attention_heads 3"):
-        narrow_student(teacher, [0], "truncate", num_attention_heads=3)
+        narrow_student(teacher, [1], "truncate", num_attention_heads=3)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -171,7 +174,7 @@ def test_narrow_students_keep_each_teacher_head_in_its_own_head(arch):
     from test_students import per_head
 
     teacher = tiny_teacher(arch)
-    t, s = teacher.state_dict(), narrow_student(teacher, [0, 3], "truncate", hidden_size=16).state_dict()
+    t, s = teacher.state_dict(), narrow_student(teacher, [1, 4], "truncate", hidden_size=16).state_dict()
     enc, dec = STACKS[arch]
     if arch == "t5":
         attn = {f"{enc}.1.layer.0.SelfAttention": f"{enc}.3.layer.0.SelfAttention",
@@ -191,7 +194,7 @@ def test_narrow_distilbert_sets_its_own_size_fields():
 
     teacher = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=100, dim=32, n_layers=4, n_heads=4,
                                                                    hidden_dim=64, max_position_embeddings=64))
-    c = narrow_student(teacher, [0, 3], "truncate", hidden_size=16, num_attention_heads=2, intermediate_size=40).config
+    c = narrow_student(teacher, [1, 4], "truncate", hidden_size=16, num_attention_heads=2, intermediate_size=40).config
     assert (c.n_layers, c.dim, c.n_heads, c.hidden_dim) == (2, 16, 2, 40)
 
 
@@ -207,12 +210,12 @@ def test_init_student_folder_writes_a_folder_that_loads_alone(tmp_path, arch):
     teacher.generation_config.num_beams = 3
     teacher.save_pretrained(tmp_path / "teacher")
     tok.save_pretrained(tmp_path / "teacher")
-    ids = init_student_folder(str(tmp_path / "teacher"), str(tmp_path / "student"), [0, 2], decoder_layers=[1])
-    assert ids == [0, 2]
+    ids = init_student_folder(str(tmp_path / "teacher"), str(tmp_path / "student"), [1, 3], decoder_layers=[2])
+    assert ids == [1, 3]
     loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "student").eval()
     assert type(loaded) is type(teacher) and layer_counts(loaded.config) == (2, 1)
     assert loaded.generation_config.num_beams == 3
-    expected = init_student(teacher, [0, 2], [1]).eval()
+    expected = init_student(teacher, [1, 3], [2]).eval()
     enc = AutoTokenizer.from_pretrained(tmp_path / "student")(["Ein Mann läuft."], return_tensors="pt")
     with torch.no_grad():
         assert torch.equal(loaded(**enc, decoder_input_ids=enc["input_ids"][:, :3]).logits,

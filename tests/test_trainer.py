@@ -32,7 +32,7 @@ def composite(model, teacher, terms):
 def make_trainer(tmp_path, tokenizer, terms, batch=4, accumulation=1, steps=2, teacher_cache=False,
                  attention_dropout=0.1, **kw):
     teacher = tiny_classifier(seed=1, attention_dropout=attention_dropout)
-    student = init_student(teacher, [0, 3])
+    student = init_student(teacher, [1, 4])
     torch.manual_seed(3)
     for p in student.parameters():  # a student that differs from the teacher, so every term is non-zero
         p.data.add_(0.05 * torch.randn_like(p))
@@ -113,7 +113,7 @@ def test_projections_train_with_the_student_are_checkpointed_and_restored_but_ne
     from kdnlp.trainer import LOSS_STATE
 
     teacher = tiny_classifier(seed=1)
-    student = narrow_student(teacher, [1, 3], "truncate", hidden_size=16, num_attention_heads=2)
+    student = narrow_student(teacher, [2, 4], "truncate", hidden_size=16, num_attention_heads=2)
     ctx = LossContext(2, student.config, teacher.config)
     cls = LOSSES.get(name)
     loss = CompositeLoss({name: (1.0, cls(cls.Config(), ctx))})
@@ -139,7 +139,7 @@ def test_projections_train_with_the_student_are_checkpointed_and_restored_but_ne
 
     # resuming from step 2 gives the projections (and student) of an uninterrupted 3-step run
     def fresh():
-        model = narrow_student(teacher, [1, 3], "truncate", hidden_size=16, num_attention_heads=2)
+        model = narrow_student(teacher, [2, 4], "truncate", hidden_size=16, num_attention_heads=2)
         torch.manual_seed(5)
         return model, CompositeLoss({name: (1.0, cls(cls.Config(), ctx))})
 
