@@ -88,7 +88,7 @@ def setup(args):
     train = problem.encode(train, tokenizer, args.max_length)
     transformers.set_seed(0)
     teacher = problem.load_model(args.teacher, require_head=True)
-    student, _ = problem.build_student(teacher, StudentSpec(layers=args.layers))
+    student, _ = problem.build_student(teacher, StudentSpec(layers=args.layers, strategy="spread"))
     if args.mode in EAGER:
         for model in (teacher, student):
             model.set_attn_implementation("eager")

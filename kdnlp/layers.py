@@ -58,7 +58,7 @@ def pick(rule: str, m: int, n: int, what: str = "layers") -> list[int]:
 def check_layers(ids: list[int], n: int, what: str) -> None:
     """An error unless every teacher layer in `ids` is in 1..n; `what` names the list (`layers [0, 2]`)."""
     if 0 in ids:
-        raise KdnlpError(f"bad {what}: layers count from 1 (0 is the embeddings), here 1..{n}")
+        raise KdnlpError(f"bad {what}: layers count from 1 (0 is the embeddings); the teacher has 1..{n}")
     bad = [i for i in ids if not 1 <= i <= n]
     if bad:
         raise KdnlpError(f"bad {what}: teacher layer {bad[0]} is out of range 1..{n}")

@@ -168,8 +168,12 @@ def test_existing_output_is_refused_and_left_alone(folders):
 def test_bad_layer_arguments(folders):
     out = folders["root"] / "s"
     assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--layers", "two"), "--layers")
-    assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--layers", "0,9"),
-                      "layers 0..3")
+    assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--layers", "0,2"),
+                      "bad layers [0, 2]: layers count from 1 (0 is the embeddings)")
+    assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--layers", "1,9"),
+                      "teacher layer 9 is out of range 1..4")
+    assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--strategy", "zigzag"),
+                      "bad value 'zigzag' for student.strategy; valid: uniform, spread, skip, first, last, every_other")
     assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--decoder-layers", "1"),
                       "decoder_layers is for encoder-decoder models; 'bert' has no decoder")
     assert_user_error(kdnlp("init-student", "--teacher", folders["teacher"], "-o", out, "--decoder-layers", "x"),
