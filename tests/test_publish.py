@@ -101,7 +101,7 @@ def test_card_metadata_parses_and_carries_the_metrics(run):
     formula = json.loads((run / "run.json").read_text())["losses"]["distill"]["formula"]
     assert formula == "0.5 * hinton(temperature=2.0) + 0.5 * ce" and f"`loss = {formula}`" in body
     assert "Temperature: 2" in body and "Hinton, Vinyals, Dean" in body and "Parameters: student 1.0M" in body
-    assert "built from the teacher's layers [0, 1]" in body and "Speed was not measured" in body
+    assert "built from the teacher's layers [1, 2]" in body and "Speed was not measured" in body
 
 
 def test_card_teacher_chain_license_base_model_and_speed(run, tiny_runs, tmp_path):
