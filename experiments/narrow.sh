@@ -24,7 +24,7 @@ TASKS=${TASKS:-"sst2 stsb"}
 VARIANTS=${VARIANTS:-"fixed pred-lr pred-gold"}
 PRECISION=${PRECISION:-fp32}
 export HF_HUB_OFFLINE=1
-K=".venv/bin/kdnlp"
+K=${KDNLP:-.venv/bin/kdnlp}
 BF16=(); [ "$PRECISION" = bf16 ] && BF16=(--set training.bf16=true)
 TEXT="$DATA/seq2seq/opennmt_wmt_en_de_sample"
 LR=(--set stages.prediction.training.learning_rate=1e-4)
