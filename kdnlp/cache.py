@@ -81,21 +81,25 @@ def key(teacher: torch.nn.Module, ds: "datasets.Dataset") -> str:
     return h.hexdigest()[:32]
 
 
+def batches(ds: "datasets.Dataset", batch_size: int) -> list[list[int]]:
+    """The rows of each batch `compute` feeds the teacher: rows by length (least padding), `batch_size` at a time.
+    Padding changes the logits in their last bits, so only a run fed these batches gets the same logits live."""
+    order = np.argsort([len(x) for x in ds["input_ids"]], kind="stable").tolist()
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
 @torch.no_grad()
 def compute(teacher: torch.nn.Module, ds: "datasets.Dataset", collator, batch_size: int, inputs=None) -> np.ndarray:
-    """The teacher's logits for each row of `ds`, in row order. Rows are batched by length (least padding).
+    """The teacher's logits for each row of `ds`, in row order, computed in `batches`.
     `inputs` picks the teacher's arguments from a collated batch (default: the `model_inputs` columns)."""
     from tqdm.auto import tqdm
 
     cols = [c for c in ds.column_names if c not in ("labels", COLUMN)]
     inputs = inputs or (lambda batch: {c: batch[c] for c in model_inputs(ds)})
-    lengths = np.asarray([len(x) for x in ds["input_ids"]])
-    order = np.argsort(lengths, kind="stable")
     device = next(teacher.parameters()).device
     out: np.ndarray | None = None
-    for start in tqdm(range(0, len(order), batch_size), desc="teacher logits", unit="batch"):
-        rows = order[start:start + batch_size]
-        picked = ds[rows.tolist()]
+    for rows in tqdm(batches(ds, batch_size), desc="teacher logits", unit="batch"):
+        picked = ds[rows]
         batch = collator([{c: picked[c][j] for c in cols} for j in range(len(rows))])
         logits = teacher(**{k: v.to(device) for k, v in inputs(batch).items()}).logits.float().cpu().numpy()
         if out is None:

@@ -29,7 +29,7 @@ def composite(model, teacher, terms):
     return CompositeLoss({n: (w, LOSSES.get(n)(LOSSES.get(n).Config(), ctx)) for n, w in terms.items()})
 
 
-def make_trainer(tmp_path, tokenizer, terms, batch=4, accumulation=1, steps=2, teacher_cache=False,
+def make_trainer(tmp_path, tokenizer, terms, batch=4, accumulation=1, steps=2, teacher_cache=False, train_batches=None,
                  attention_dropout=0.1, **kw):
     teacher = tiny_classifier(seed=1, attention_dropout=attention_dropout)
     student = init_student(teacher, [1, 4])
@@ -44,7 +44,7 @@ def make_trainer(tmp_path, tokenizer, terms, batch=4, accumulation=1, steps=2, t
     return DistillationTrainer(
         model=student, args=args, loss=composite(student, teacher, terms), teacher=teacher,
         train_dataset=dataset(), eval_dataset=dataset(6), data_collator=DataCollatorWithPadding(tokenizer),
-        processing_class=tokenizer, teacher_cache=teacher_cache,
+        processing_class=tokenizer, teacher_cache=teacher_cache, train_batches=train_batches,
     ), teacher
 
 
