@@ -74,6 +74,16 @@ def tiny_teacher_dir(tmp_path_factory, tokenizer) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def still_teacher_dir(tmp_path_factory, tokenizer) -> Path:
+    """`tiny_teacher_dir`'s model without dropout, for runs compared with runs whose dropout masks differ (two
+    processes draw other masks than one)."""
+    path = tmp_path_factory.mktemp("still_teacher")
+    tiny_classifier(attention_dropout=0.0).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 def write_sst2(root: Path, dev_rows: int = 40) -> Path:
     """A tiny GLUE folder with SST-2 train and dev files (dev large enough for the speed measurement)."""
     folder = root / "SST-2"

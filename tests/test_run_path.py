@@ -123,19 +123,19 @@ def run_cli(*args) -> subprocess.CompletedProcess:
     return r
 
 
-def test_later_stage_projections_are_seeded_and_shared_across_processes(tiny_teacher_dir, glue_dir, tmp_path):
+def test_later_stage_projections_are_seeded_and_shared_across_processes(still_teacher_dir, glue_dir, tmp_path):
     """Projections built after an earlier stage trained: the same in 1 and 2 processes (with SGD, so the students
     differ only by float32 rounding: test_scale's two-process test says why), and in a run stopped after its first
     stage and continued later."""
     recipe = tmp_path / "two.yaml"
     recipe.write_text(SECOND_STAGE_PROJECTIONS)
     common = ["--recipe", recipe, "--max-train-samples", "32"]
-    run_cli(*distill_args(tiny_teacher_dir, glue_dir, tmp_path / "p1", *common))
-    run_cli(*distill_args(tiny_teacher_dir, glue_dir, tmp_path / "p2", *common, "--num-processes", "2",
+    run_cli(*distill_args(still_teacher_dir, glue_dir, tmp_path / "p1", *common))
+    run_cli(*distill_args(still_teacher_dir, glue_dir, tmp_path / "p2", *common, "--num-processes", "2",
                           "--set", "training.per_device_train_batch_size=4"))
     torch.testing.assert_close(weights(tmp_path / "p2"), weights(tmp_path / "p1"), rtol=1e-4, atol=1e-5)
-    run_cli(*distill_args(tiny_teacher_dir, glue_dir, tmp_path / "split", *common, "--stage", "first"))
-    run_cli(*distill_args(tiny_teacher_dir, glue_dir, tmp_path / "split", *common))
+    run_cli(*distill_args(still_teacher_dir, glue_dir, tmp_path / "split", *common, "--stage", "first"))
+    run_cli(*distill_args(still_teacher_dir, glue_dir, tmp_path / "split", *common))
     torch.testing.assert_close(weights(tmp_path / "split"), weights(tmp_path / "p1"), rtol=0, atol=1e-6)
     assert not torch.equal(weights(tmp_path / "p1"), weights(tmp_path / "p1" / "stages" / "first"))
     assert json.loads((tmp_path / "p1" / "metrics.json").read_text())["finished"]

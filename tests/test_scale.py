@@ -119,7 +119,7 @@ def weights(run: Path) -> torch.Tensor:
 NARROW = ["--set", "student.hidden_size=16", "--set", "student.init=truncate", "--set", "student.intermediate_size=32"]
 
 
-def test_two_processes_match_one_with_the_same_global_batch(tiny_teacher_dir, glue_dir, tmp_path):
+def test_two_processes_match_one_with_the_same_global_batch(still_teacher_dir, glue_dir, tmp_path):
     """DDP over gloo, two-stage tinybert with a narrow student (so projections train too): 2 processes x 4
     examples give the steps of 1 process x 8 (same seeded order, per-example loss means, projection gradients
     averaged over processes), so the students agree up to float summation order; evaluation sees every dev
@@ -131,7 +131,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_teacher_dir, gl
     for n, batch in ((1, 8), (2, 4)):
         out = tmp_path / f"p{n}"
         r = subprocess.run(kdnlp_cmd(*distill_args(
-            tiny_teacher_dir, glue_dir, out, "--recipe", "tinybert", "--max-train-samples", "64", *NARROW,
+            still_teacher_dir, glue_dir, out, "--recipe", "tinybert", "--max-train-samples", "64", *NARROW,
             "--set", "training.num_train_epochs=1", "--set", f"training.per_device_train_batch_size={batch}",
             "--set", f"training.per_device_eval_batch_size={batch + batch // 4}", "--set", "training.optim=sgd",
             "--set", "training.learning_rate=0.1",
