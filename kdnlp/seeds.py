@@ -35,14 +35,28 @@ SUMMARY = "summary.json"
 CONTROL_LOSS = "baseline"
 #: The options of `run_recipe` that choose the task (kdnlp.problems.get_problem) rather than the run.
 TASK_OPTIONS = ("source", "target", "num_beams", "max_new_tokens")
+#: The largest seed: numpy's generator, which transformers.set_seed seeds, takes 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
+
+
+def parse_seed(value: Any, name: str) -> int:
+    """`value` (text or a number) as a seed of the option or setting `name`: a whole number from 0 to MAX_SEED."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or int(text) > MAX_SEED:
+        raise KdnlpError(f"bad value '{value}' for {name}: a seed is a whole number from 0 to {MAX_SEED}")
+    return int(text)
 
 
 def parse_seeds(text: str) -> list[int]:
-    """`1,2,3` -> [1, 2, 3]: distinct whole numbers of at least 0."""
-    parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() for p in parts) or len(set(map(int, parts))) != len(parts):
-        raise KdnlpError(f"bad value '{text}' for --seeds: give distinct whole numbers separated by commas, e.g. 1,2,3")
-    return [int(p) for p in parts]
+    """`1,2,3` -> [1, 2, 3]: the distinct seeds (`parse_seed`) of --seeds."""
+    try:
+        seeds = [parse_seed(p, "--seeds") for p in text.split(",")]
+    except KdnlpError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise KdnlpError(f"bad value '{text}' for --seeds: give distinct seeds (whole numbers from 0 to {MAX_SEED}) "
+                         "separated by commas, e.g. 1,2,3")
+    return seeds
 
 
 def mean_sd(values: list[float]) -> tuple[float, float | None]:

@@ -86,13 +86,3 @@ def multitask(task: str | None, tasks: str | None, teacher: str | None, teachers
         raise KdnlpError("--tasks needs the teachers of each task: --teachers TASK=FOLDER[,FOLDER...]")
     return PREFIX + tasks, ";".join(teachers)
 
-
-def seed_list(text: str) -> list[int]:
-    """`1,2,3` -> [1, 2, 3]: distinct integers."""
-    try:
-        seeds = [int(x) for x in text.split(",")]
-    except ValueError:
-        raise KdnlpError(f"bad value '{text}' for --seeds: give comma-separated integers, e.g. 1,2") from None
-    if len(set(seeds)) != len(seeds):
-        raise KdnlpError(f"bad value '{text}' for --seeds: a seed is given twice")
-    return seeds
