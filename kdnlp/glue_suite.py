@@ -6,14 +6,13 @@ also predicts MNLI-mismatched and the diagnostic set (AX).
 """
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from kdnlp.data import glue
 from kdnlp.errors import KdnlpError, say
-from kdnlp.run import RunFolder, write_json
+from kdnlp.run import RunFolder, read_json, write_json
 
 #: Placeholder prediction of `--fill-missing` rows: class index 0 (0 for CoLA, SST-2, MRPC, QQP and WNLI,
 #: `entailment` for QNLI, RTE, MNLI and AX), and the middle of STS-B's 0..5 scale.
@@ -49,7 +48,7 @@ def task_models(model: str, tasks: list[str]) -> dict[str, str]:
         return {t: found[t] for t in tasks if t in found}
     path = resolve(model)
     run_json = root / "run.json"
-    if run_json.is_file() and (task := json.loads(run_json.read_text()).get("task")) in glue.TASKS:
+    if run_json.is_file() and (task := read_json(run_json).get("task")) in glue.TASKS:
         own = {task, "mnli-mm"} if task == "mnli" else {task}
         return {t: path for t in tasks if t in own}
     covered = {}
