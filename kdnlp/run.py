@@ -30,6 +30,14 @@ def check_output_dir(path: Path, overwrite: bool) -> None:
         )
 
 
+def check_output_file(path: Path, option: str) -> None:
+    """`path` can take a file written later: it is no folder and its folder exists (checked before the work)."""
+    if path.is_dir():
+        raise KdnlpError(f"bad value '{path}' for {option}: it is a folder; give a file path, e.g. {path / 'results.json'}")
+    if not path.parent.is_dir():
+        raise KdnlpError(f"bad value '{path}' for {option}: the folder '{path.parent}' does not exist; create it first")
+
+
 class RunFolder:
     def __init__(self, path: str | os.PathLike, overwrite: bool = False, replaces: bool = False):
         """`overwrite`: the run may replace a finished folder at `path` and discard an interrupted one with other
