@@ -98,6 +98,7 @@ def run_glue(
     from kdnlp import metrics
 
     keys = select_tasks(tasks)
+    glue.check_max_samples(max_samples)
     models = task_models(model, keys)
     folder = RunFolder(output_dir, overwrite)
     settings = {"model": model, "data_dir": data_dir, "tasks": keys, "predict_test": predict_test,
