@@ -42,12 +42,17 @@ FOLDER = "generate"
 Hypotheses = list[tuple[str, float]]
 
 
+#: Longest output when the settings give no max_new_tokens (fewer if the model has fewer positions).
+MAX_NEW_TOKENS = 128
+
+
 @dataclass
 class GenerationSettings:
-    """Beam search settings. `k`: how many of the best beams are kept per source (at most `num_beams`)."""
+    """Beam search settings. `k`: how many of the best beams are kept per source (at most `num_beams`);
+    `max_new_tokens` None: MAX_NEW_TOKENS, or as many as the model has positions for if that is fewer."""
 
     num_beams: int = 5
-    max_new_tokens: int = 128
+    max_new_tokens: int | None = None
     k: int = 1
     length_penalty: float = 1.0
     batch_size: int = 64
@@ -56,6 +61,8 @@ class GenerationSettings:
     def __post_init__(self):
         for name in ("num_beams", "max_new_tokens", "k", "batch_size", "max_source_length"):
             value = getattr(self, name)
+            if value is None and name == "max_new_tokens":
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise KdnlpError(f"bad {name} {value!r}: must be a whole number of at least 1")
         if self.k > self.num_beams:
@@ -73,8 +80,8 @@ def generation_config(model, tokenizer, settings: GenerationSettings):
 
     config = copy.deepcopy(model.generation_config)
     config.update(num_beams=settings.num_beams, num_return_sequences=settings.k,
-                  max_new_tokens=settings.max_new_tokens, length_penalty=settings.length_penalty, do_sample=False,
-                  output_scores=True, return_dict_in_generate=True)
+                  max_new_tokens=max_new_tokens(model, settings), length_penalty=settings.length_penalty,
+                  do_sample=False, output_scores=True, return_dict_in_generate=True)
     if config.pad_token_id is None:
         config.pad_token_id = tokenizer.pad_token_id
     if config.eos_token_id is None:
@@ -88,9 +95,25 @@ def generation_config(model, tokenizer, settings: GenerationSettings):
     return config
 
 
+def max_new_tokens(model, settings: GenerationSettings) -> int:
+    """The longest output: `settings.max_new_tokens`, which the model's decoder must have positions for (its start
+    token takes one), or without it MAX_NEW_TOKENS, capped at what the model has positions for."""
+    positions = getattr(model.config, "max_position_embeddings", None)  # None: relative positions (T5)
+    limit = None if positions is None else positions - 1
+    wanted = settings.max_new_tokens
+    if wanted is None:
+        return MAX_NEW_TOKENS if limit is None else min(MAX_NEW_TOKENS, limit)
+    if limit is not None and wanted > limit:
+        raise KdnlpError(f"bad max_new_tokens {wanted}: '{model.config.name_or_path}' has {positions} positions, so "
+                         f"it generates at most {limit} tokens; give at most {limit}")
+    return wanted
+
+
 def encode(tokenizer, sources: list[str], settings: GenerationSettings) -> list[list[int]]:
-    """Token ids of each source, truncated to max_source_length."""
-    return tokenizer(list(sources), truncation=True, max_length=settings.max_source_length)["input_ids"]
+    """Token ids of each source, truncated to max_source_length (or the tokenizer's model_max_length, the model's
+    positions, if that is shorter)."""
+    length = min(settings.max_source_length, tokenizer.model_max_length)
+    return tokenizer(list(sources), truncation=True, max_length=length)["input_ids"]
 
 
 def length_order(ids: list[list[int]]) -> list[int]:
