@@ -438,7 +438,7 @@ def rerun(run_dir: str | Path, output_dir: str | Path, overrides: list[str] | No
     if not path.is_file():
         raise KdnlpError(f"'{run_dir}' has no {SETTINGS}: give a folder written by kdnlp distill or finetune")
     saved = read_json(path)
-    if "recipe" not in saved or "task" not in saved:
+    if not isinstance(saved.get("recipe"), dict) or not isinstance(saved.get("task"), str):
         made = f"was written by kdnlp {saved['command']}" if "command" in saved else "names no recipe and task"
         raise KdnlpError(f"'{path}' {made}: give a run folder written by kdnlp distill or finetune")
     rec = recipes.from_data(saved["recipe"], overrides)
