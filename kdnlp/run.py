@@ -35,7 +35,7 @@ def check_output_file(path: Path, option: str) -> None:
     if path.is_dir():
         raise KdnlpError(f"bad value '{path}' for {option}: it is a folder; give a file path, e.g. {path / 'results.json'}")
     if not path.parent.is_dir():
-        raise KdnlpError(f"bad value '{path}' for {option}: the folder '{path.parent}' does not exist; create it first")
+        raise KdnlpError(f"bad value '{path}' for {option}: '{path.parent}' is not an existing folder; create it first")
 
 
 class RunFolder:
