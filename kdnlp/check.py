@@ -9,14 +9,13 @@ correlation with the scores is 0. experiments/recipe-check.sh runs every GLUE re
 """
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from kdnlp.errors import KdnlpError
-from kdnlp.run import SETTINGS
+from kdnlp.run import SETTINGS, read_json
 
 #: Points (the task's display scale: 100 for GLUE) below its control from which a student is flagged.
 THRESHOLD = 5.0
@@ -63,7 +62,7 @@ def _scores(members: dict[int, str], problem) -> dict[int, float]:
         file = Path(path) / "metrics.json"
         if not file.is_file():
             raise KdnlpError(f"'{path}' has no metrics.json: the run did not finish")
-        out[seed] = problem.task_score(json.loads(file.read_text())["metrics"])
+        out[seed] = problem.task_score(read_json(file, "metrics")["metrics"])
     return out
 
 
@@ -83,11 +82,11 @@ def check_folders(folders: list[str], threshold: float = THRESHOLD, data_dir: st
     majorities: dict[tuple, float] = {}
     for member in expand(folders)[1]:
         folder = Path(member["folder"])
-        summary = json.loads((folder / SUMMARY).read_text())
+        summary = read_json(folder / SUMMARY, "task")
         problem = get_problem(summary["task"])
         if not isinstance(problem, GlueProblem):
             raise KdnlpError(f"'{folder}' holds {summary['task']} runs; the check is for single GLUE tasks")
-        options = json.loads((folder / SETTINGS).read_text()).get("options", {})
+        options = read_json(folder / SETTINGS).get("options") or {}
         where = (problem.name, data_dir or options.get("data_dir"), options.get("max_eval_samples"))
         if where not in majorities:
             majorities[where] = majority_score(*where)

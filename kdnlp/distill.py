@@ -2,7 +2,6 @@
 (exported student, metrics). What differs between kinds of task is the problem's (kdnlp.problems)."""
 from __future__ import annotations
 
-import json
 import platform
 import shutil
 import sys
@@ -16,7 +15,7 @@ import yaml
 from kdnlp import recipe as recipes
 from kdnlp.errors import KdnlpError, say
 from kdnlp.problems.base import TEACHER_PREFIX, Problem
-from kdnlp.run import SETTINGS, RunFolder, write_json
+from kdnlp.run import SETTINGS, RunFolder, read_json, write_json
 from kdnlp.sources import SOURCES
 
 #: Written in a stage's folder when the stage has finished, with its metrics.
@@ -318,7 +317,7 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
     if (folder / STAGE_DONE).is_file():
         say(f"stage '{st.name}' finished earlier: using its student")
         run.student_model = type(run.student_model).from_pretrained(folder / "model")
-        return json.loads((folder / STAGE_DONE).read_text())
+        return read_json(folder / STAGE_DONE, remedy="pass --overwrite to start the run over")
     if not run.resume and run.state.is_main_process and folder.exists():
         shutil.rmtree(folder)  # checkpoints of an interrupted try: start the stage afresh
     run.state.wait_for_everyone()
@@ -460,7 +459,10 @@ def rerun(run_dir: str | Path, output_dir: str | Path, overrides: list[str] | No
     path = Path(run_dir) / SETTINGS
     if not path.is_file():
         raise KdnlpError(f"'{run_dir}' has no {SETTINGS}: give a folder written by kdnlp distill or finetune")
-    saved = json.loads(path.read_text())
+    saved = read_json(path)
+    if not isinstance(saved.get("recipe"), dict) or not isinstance(saved.get("task"), str):
+        made = f"was written by kdnlp {saved['command']}" if "command" in saved else "names no recipe and task"
+        raise KdnlpError(f"'{path}' {made}: give a run folder written by kdnlp distill or finetune")
     rec = recipes.from_data(saved["recipe"], overrides)
     kwargs = {k: saved.get(k) for k in ("teacher", "student", "data_dir", "text", "max_train_samples", "max_eval_samples")}
     kwargs.update(saved.get("task_options") or {})

@@ -42,12 +42,17 @@ FOLDER = "generate"
 Hypotheses = list[tuple[str, float]]
 
 
+#: Longest output when the settings give no max_new_tokens (fewer if the model has fewer positions).
+MAX_NEW_TOKENS = 128
+
+
 @dataclass
 class GenerationSettings:
-    """Beam search settings. `k`: how many of the best beams are kept per source (at most `num_beams`)."""
+    """Beam search settings. `k`: how many of the best beams are kept per source (at most `num_beams`);
+    `max_new_tokens` None: MAX_NEW_TOKENS, or as many as the model has positions for if that is fewer."""
 
     num_beams: int = 5
-    max_new_tokens: int = 128
+    max_new_tokens: int | None = None
     k: int = 1
     length_penalty: float = 1.0
     batch_size: int = 64
@@ -56,6 +61,8 @@ class GenerationSettings:
     def __post_init__(self):
         for name in ("num_beams", "max_new_tokens", "k", "batch_size", "max_source_length"):
             value = getattr(self, name)
+            if value is None and name == "max_new_tokens":
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise KdnlpError(f"bad {name} {value!r}: must be a whole number of at least 1")
         if self.k > self.num_beams:
@@ -73,8 +80,8 @@ def generation_config(model, tokenizer, settings: GenerationSettings):
 
     config = copy.deepcopy(model.generation_config)
     config.update(num_beams=settings.num_beams, num_return_sequences=settings.k,
-                  max_new_tokens=settings.max_new_tokens, length_penalty=settings.length_penalty, do_sample=False,
-                  output_scores=True, return_dict_in_generate=True)
+                  max_new_tokens=max_new_tokens(model, settings), length_penalty=settings.length_penalty,
+                  do_sample=False, output_scores=True, return_dict_in_generate=True)
     if config.pad_token_id is None:
         config.pad_token_id = tokenizer.pad_token_id
     if config.eos_token_id is None:
@@ -88,9 +95,25 @@ def generation_config(model, tokenizer, settings: GenerationSettings):
     return config
 
 
+def max_new_tokens(model, settings: GenerationSettings) -> int:
+    """The longest output: `settings.max_new_tokens`, which the model's decoder must have positions for (its start
+    token takes one), or without it MAX_NEW_TOKENS, capped at what the model has positions for."""
+    positions = getattr(model.config, "max_position_embeddings", None)  # None: relative positions (T5)
+    limit = None if positions is None else positions - 1
+    wanted = settings.max_new_tokens
+    if wanted is None:
+        return MAX_NEW_TOKENS if limit is None else min(MAX_NEW_TOKENS, limit)
+    if limit is not None and wanted > limit:
+        raise KdnlpError(f"bad max_new_tokens {wanted}: '{model.config.name_or_path}' has {positions} positions, so "
+                         f"it generates at most {limit} tokens; give at most {limit}")
+    return wanted
+
+
 def encode(tokenizer, sources: list[str], settings: GenerationSettings) -> list[list[int]]:
-    """Token ids of each source, truncated to max_source_length."""
-    return tokenizer(list(sources), truncation=True, max_length=settings.max_source_length)["input_ids"]
+    """Token ids of each source, truncated to max_source_length (or the tokenizer's model_max_length, the model's
+    positions, if that is shorter)."""
+    length = min(settings.max_source_length, tokenizer.model_max_length)
+    return tokenizer(list(sources), truncation=True, max_length=length)["input_ids"]
 
 
 def length_order(ids: list[list[int]]) -> list[int]:
@@ -194,18 +217,43 @@ def cache_key(model, tokenizer, sources: list[str], ids: list[list[int]], settin
     return h.hexdigest()[:32]
 
 
-def _read_entry(folder: Path, n: int) -> list[Hypotheses]:
-    out: list[Hypotheses | None] = [None] * n
-    for shard in sorted(folder.glob("shard-*.json")):
-        data = json.loads(shard.read_text())
-        for i, hyps in zip(data["rows"], data["hypotheses"]):
-            if out[i] is not None:
-                raise RuntimeError(f"{shard}: source {i} is in two shards of {folder}")
-            out[i] = [(text, score) for text, score in hyps]
-    missing = sum(h is None for h in out)
-    if missing:
-        raise RuntimeError(f"{folder}: {missing} of {n} sources have no output")
-    return out
+def _read_shard(path: Path, rows: list[int], k: int) -> list[Hypotheses] | None:
+    """The outputs in the shard `path` if it holds the `k` best of each of `rows`, else None: a missing shard, or a
+    damaged one (cut short, edited), which is named and removed, to be decoded again."""
+    from kdnlp.run import read_json
+
+    if not path.is_file():
+        return None
+    again = "decoding its sources again"
+    try:
+        data = read_json(path, "rows", "hypotheses", remedy=again)
+        hyps = data["hypotheses"]
+        if data["rows"] != rows or not isinstance(hyps, list) or len(hyps) != len(rows) or not all(
+                isinstance(h, list) and len(h) == k and all(isinstance(x, list) and len(x) == 2 and
+                                                            isinstance(x[0], str) and isinstance(x[1], float)
+                                                            for x in h) for h in hyps):
+            raise KdnlpError(f"'{path}' is damaged (not the {k} best outputs of its {len(rows)} sources): {again}")
+    except KdnlpError as e:
+        say(f"generate: {e}")
+        path.unlink()
+        return None
+    return [[(text, score) for text, score in h] for h in hyps]
+
+
+def _shards(folder: Path, order: list[int], settings: GenerationSettings, shard_size: int) -> list[list[int]]:
+    """The rows of each shard of the entry `folder`, as its plan says: the shard size of an interrupted run wins, so
+    its shards stay valid. A missing or damaged plan is written anew (shards that do not fit it are redone)."""
+    from kdnlp.run import read_json, write_json
+
+    plan = folder / "plan.json"
+    try:
+        per_shard = read_json(plan, "shard_size")["shard_size"]
+    except KdnlpError:
+        per_shard = None
+    if isinstance(per_shard, bool) or not isinstance(per_shard, int) or per_shard < 1:
+        per_shard = math.ceil(shard_size / settings.batch_size) * settings.batch_size
+        write_json(plan, {"sources": len(order), "shard_size": per_shard})
+    return [order[s:s + per_shard] for s in range(0, len(order), per_shard)]
 
 
 def cached_generate(model, tokenizer, sources: list[str], settings: GenerationSettings | None = None,
@@ -216,13 +264,13 @@ def cached_generate(model, tokenizer, sources: list[str], settings: GenerationSe
     `generate`'s and so are the outputs); each finished shard is written at once into
     `<cache_dir>/generate/<key>.partial/`, and a rerun after an interruption skips the shards that are there. When
     all are done the folder is renamed to `<cache_dir>/generate/<key>/` (atomic) with `meta.json` beside the
-    shards. Returns the outputs and the entry's folder.
+    shards. A damaged shard (of either folder) is named and decoded again. Returns the outputs and the entry's folder.
     """
     import torch
     from tqdm.auto import tqdm
 
     from kdnlp import cache
-    from kdnlp.run import write_json
+    from kdnlp.run import read_json, write_json
 
     settings = settings or GenerationSettings()
     if shard_size < 1:
@@ -231,20 +279,29 @@ def cached_generate(model, tokenizer, sources: list[str], settings: GenerationSe
     ids = encode(tokenizer, sources, settings)
     key = cache_key(model, tokenizer, sources, ids, settings)
     entry = cache.cache_dir() / FOLDER / key
-    if (entry / "meta.json").is_file():
-        say(f"generate: reusing the teacher's outputs in {entry}")
-        return _read_entry(entry, len(sources)), entry
     work = entry.with_name(key + ".partial")
-    work.mkdir(parents=True, exist_ok=True)
-    plan = work / "plan.json"
-    if not plan.is_file():  # the shard size of an interrupted run wins, so its shards stay valid
-        per_shard = math.ceil(shard_size / settings.batch_size) * settings.batch_size
-        write_json(plan, {"sources": len(sources), "shard_size": per_shard})
-    per_shard = json.loads(plan.read_text())["shard_size"]
     order = length_order(ids)
-    shards = [order[s:s + per_shard] for s in range(0, len(order), per_shard)]
+    if (entry / "meta.json").is_file():
+        shards = _shards(entry, order, settings, shard_size)
+        found = [_read_shard(entry / f"shard-{j:05d}.json", rows, settings.k) for j, rows in enumerate(shards)]
+        try:
+            read_json(entry / "meta.json", "weights")
+            damaged = sum(h is None for h in found)
+        except KdnlpError as e:
+            say(f"generate: {e}")
+            damaged = len(found)
+        if not damaged:
+            say(f"generate: reusing the teacher's outputs in {entry}")
+            return _in_order(shards, found, len(sources)), entry
+        say(f"generate: {damaged} of the {len(shards)} shards of {entry} are damaged or missing: decoding them again")
+        (entry / "meta.json").unlink()
+        shutil.rmtree(work, ignore_errors=True)
+        os.replace(entry, work)  # its sound shards are kept
+    work.mkdir(parents=True, exist_ok=True)
+    shards = _shards(work, order, settings, shard_size)
     paths = [work / f"shard-{j:05d}.json" for j in range(len(shards))]
-    todo = [j for j, p in enumerate(paths) if not p.is_file()]
+    found = [_read_shard(p, rows, settings.k) for p, rows in zip(paths, shards)]
+    todo = [j for j, h in enumerate(found) if h is None]
     say(f"generate: {len(sources)} sources in {len(shards)} shards, {len(shards) - len(todo)} already done, "
         f"into {work}")
     config = generation_config(model, tokenizer, settings)
@@ -254,13 +311,12 @@ def cached_generate(model, tokenizer, sources: list[str], settings: GenerationSe
     with torch.inference_mode(), tqdm(total=len(sources), initial=done, desc="generate", unit="sent",
                                       disable=not progress) as bar:
         for j in todo:
-            rows, hyps = [], []
+            found[j] = []
             for batch_rows, batch_hyps in _decode_batches(model, tokenizer, config, ids, shards[j],
-                                                         settings.batch_size):
-                rows += batch_rows
-                hyps += batch_hyps
+                                                         settings.batch_size):  # in the shard's row order
+                found[j] += batch_hyps
                 bar.update(len(batch_rows))
-            write_json(paths[j], {"rows": rows, "hypotheses": hyps})
+            write_json(paths[j], {"rows": shards[j], "hypotheses": found[j]})
     write_json(work / "meta.json", {
         "version": VERSION, "teacher": model.config.name_or_path, "weights": cache.weights_digest(model),
         "settings": asdict(settings), "sources": len(sources), "shards": len(shards),
@@ -271,7 +327,16 @@ def cached_generate(model, tokenizer, sources: list[str], settings: GenerationSe
         if not (entry / "meta.json").is_file():
             raise
         shutil.rmtree(work, ignore_errors=True)
-    return _read_entry(entry, len(sources)), entry
+    return _in_order(shards, found, len(sources)), entry
+
+
+def _in_order(shards: list[list[int]], found: list[list[Hypotheses]], n: int) -> list[Hypotheses]:
+    """The outputs of each shard's rows put back in source order."""
+    out: list[Hypotheses] = [[] for _ in range(n)]
+    for rows, hyps in zip(shards, found):
+        for i, h in zip(rows, hyps):
+            out[i] = h
+    return out
 
 
 def with_hypotheses(pairs: "datasets.Dataset", hypotheses: list[Hypotheses]) -> "datasets.Dataset":

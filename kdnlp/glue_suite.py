@@ -8,14 +8,13 @@ predicts MNLI-mismatched and the diagnostic set (AX).
 """
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from kdnlp.data import glue
 from kdnlp.errors import KdnlpError, say
-from kdnlp.run import RunFolder, write_json
+from kdnlp.run import RunFolder, read_json, write_json
 
 #: Placeholder prediction of `--fill-missing` rows: class index 0 (0 for CoLA, SST-2, MRPC, QQP and WNLI,
 #: `entailment` for QNLI, RTE, MNLI and AX), and the middle of STS-B's 0..5 scale.
@@ -37,7 +36,7 @@ def _trained_for(root: Path) -> str | None:
     """The GLUE task of the run folder `root`, or of the run whose `model/` folder `root` is (its `run.json`)."""
     for run in (root, root.parent) if root.name == "model" else (root,):
         if (run / "run.json").is_file():
-            task = json.loads((run / "run.json").read_text()).get("task")
+            task = read_json(run / "run.json").get("task")
             return task if task in glue.TASKS else None
     return None
 
@@ -109,6 +108,7 @@ def run_glue(
     from kdnlp import metrics
 
     keys = select_tasks(tasks)
+    glue.check_max_samples(max_samples)
     models = task_models(model, keys, named=tasks not in (None, "all"))
     folder = RunFolder(output_dir, overwrite)
     settings = {"model": model, "data_dir": data_dir, "tasks": keys, "predict_test": predict_test,

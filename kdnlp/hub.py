@@ -7,7 +7,6 @@ run folder is left exactly as it was whatever happens. The token comes from HF_T
 """
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from fnmatch import fnmatch
@@ -18,6 +17,7 @@ import yaml
 
 from kdnlp.data import glue
 from kdnlp.errors import KdnlpError, say
+from kdnlp.run import read_json
 
 #: The files of a model folder that are the model: weights, config, tokenizer.
 STUDENT_FILES = ("*.safetensors", "model.safetensors.index.json", "config.json", "generation_config.json",
@@ -58,7 +58,7 @@ def student_files(run_dir: Path, folder: Path = Path("model")) -> list[Path]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json(path) if path.is_file() else {}
 
 
 def _origin(name: str | None) -> tuple[str | None, str | None]:
@@ -230,15 +230,15 @@ def _data_line(task: str, settings: dict[str, Any], run: dict[str, Any], recipe:
 def speed_from_eval(path: str | Path, run_dir: str | Path, task: str | None = None) -> dict[str, Any]:
     """The speed rows of a `kdnlp eval --speed --json-out` file: the published model's row and the first (the
     reference)."""
-    result = json.loads(Path(path).read_text())
-    rows = result.get("models", [])
-    if not rows or "latency_ms_b1" not in rows[0]:
+    result = read_json(Path(path), remedy="write it with kdnlp eval TEACHER RUN_DIR --speed --json-out FILE")
+    rows = result.get("models")
+    keep = ("latency_ms_b1", "throughput_b32")
+    if not rows or not isinstance(rows, list) or not all(isinstance(r, dict) and {"model", *keep} <= set(r) for r in rows):
         raise KdnlpError(f"'{path}' holds no speed (write it with kdnlp eval ... --speed --json-out)")
     folder = Path(run_dir) / published(Path(run_dir), task).folder
-    own = [r for r in rows if Path(r["model"]).resolve() in (folder.parent.resolve(), folder.resolve())]
+    own = [r for r in rows if Path(str(r["model"])).resolve() in (folder.parent.resolve(), folder.resolve())]
     if not own:
-        raise KdnlpError(f"'{path}' has no row for '{run_dir}'; its models: {', '.join(r['model'] for r in rows)}")
-    keep = ("latency_ms_b1", "throughput_b32")
+        raise KdnlpError(f"'{path}' has no row for '{run_dir}'; its models: {', '.join(str(r['model']) for r in rows)}")
     return {"source": f"by `kdnlp eval --speed` ({path}; reference: {rows[0]['model']})",
             "teacher": {k: rows[0][k] for k in keep}, "student": {k: own[0][k] for k in keep}}
 

@@ -233,6 +233,10 @@ def _normalise(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+#: TrainingArguments fields that seed a generator (kdnlp.seeds.parse_seed checks them).
+SEEDS = ("seed", "data_seed")
+
+
 @functools.cache
 def training_fields() -> dict[str, Any]:
     """Field name -> type of transformers.TrainingArguments (imported only when a recipe is validated)."""
@@ -257,6 +261,10 @@ def _check_training(training: dict[str, Any], where: str) -> dict[str, Any]:
             raise KdnlpError(f"bad value {value} for {where}.{key}: YAML reads unquoted no/yes/on/off as booleans; quote it")
         simple = hint in (int, float, bool, str) or dataclasses.is_dataclass(hint)
         out[key] = coerce(value, hint, f"{where}.{key}") if simple else value
+        if key in SEEDS and out[key] is not None:
+            from kdnlp.seeds import parse_seed
+
+            out[key] = parse_seed(out[key], f"{where}.{key}")
     return out
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kdnlp.errors import KdnlpError, say
-from kdnlp.run import SETTINGS, RunFolder, write_json
+from kdnlp.run import SETTINGS, RunFolder, read_json, write_json
 from kdnlp.seeds import compare, expand, format_comparisons, mean_sd
 
 PLOT = "report.png"
@@ -23,8 +23,8 @@ PLOT = "report.png"
 def _run_info(path: Path) -> dict[str, Any]:
     if not (path / "run.json").is_file() or not (path / SETTINGS).is_file():
         raise KdnlpError(f"'{path}' is not a finished kdnlp run folder (no run.json or {SETTINGS})")
-    run = json.loads((path / "run.json").read_text())
-    settings = json.loads((path / SETTINGS).read_text())
+    run = read_json(path / "run.json")
+    settings = read_json(path / SETTINGS, "recipe")
     recipe = json.loads(json.dumps(settings["recipe"]))
     seed = recipe.get("training", {}).pop("seed", 42)
     for st in recipe.get("stages", []):
@@ -66,11 +66,11 @@ def build_report(
     teacher = teacher or next((r["teacher"] for r in runs if r["teacher"]), None)
     names = [teacher] * (teacher is not None) + [r["path"] for r in runs]
     folder = RunFolder(output_dir, overwrite)
-    work = folder.start({"runs": [r["path"] for r in runs], "teacher": teacher, "data_dir": data_dir,
-                         "max_samples": max_samples})
     say(f"scoring and timing {len(names)} models on {runs[0]['task']}")
     result = evaluate_models(names, runs[0]["task"], data_dir=data_dir, max_samples=max_samples, speed=True,
                              **runs[0]["task_options"])
+    work = folder.start({"runs": [r["path"] for r in runs], "teacher": teacher, "data_dir": data_dir,
+                         "max_samples": max_samples})  # after the scoring, so a failed check leaves no folder
     measured = result["models"]
     for row in measured:
         row["size_bytes"] = disk_size(row["model"])

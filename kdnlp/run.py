@@ -30,6 +30,14 @@ def check_output_dir(path: Path, overwrite: bool) -> None:
         )
 
 
+def check_output_file(path: Path, option: str) -> None:
+    """`path` can take a file written later: it is no folder and its folder exists (checked before the work)."""
+    if path.is_dir():
+        raise KdnlpError(f"bad value '{path}' for {option}: it is a folder; give a file path, e.g. {path / 'results.json'}")
+    if not path.parent.is_dir():
+        raise KdnlpError(f"bad value '{path}' for {option}: '{path.parent}' is not an existing folder; create it first")
+
+
 class RunFolder:
     def __init__(self, path: str | os.PathLike, overwrite: bool = False, replaces: bool = False):
         """`overwrite`: the run may replace a finished folder at `path` and discard an interrupted one with other
@@ -48,8 +56,10 @@ class RunFolder:
             if resume:
                 raise KdnlpError(f"nothing to resume: no interrupted run in '{self.work}'")
             return
-        old = json.loads(saved.read_text())
-        if old == settings or (self.overwrite and not resume):
+        if self.overwrite and not resume:
+            return
+        old = read_json(saved, remedy="pass --overwrite (without --resume) to discard the interrupted run")
+        if old == settings:
             return
         diff = next(k for k in sorted({*old, *settings}) if old.get(k) != settings.get(k))
         raise KdnlpError(
@@ -62,7 +72,7 @@ class RunFolder:
         it has the same `settings`, else a new one."""
         self.check(settings, resume)
         saved = self.work / SETTINGS
-        if saved.is_file() and json.loads(saved.read_text()) == settings:
+        if saved.is_file() and _readable(saved) == settings:
             return self.work
         if self.work.exists():
             shutil.rmtree(self.work)
@@ -85,3 +95,30 @@ def write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
     os.replace(tmp, path)
+
+
+def read_json(path: Path, *keys: str, remedy: str = "rerun the command that wrote it") -> dict[str, Any]:
+    """The JSON object in `path`, which must hold `keys`; a one-line error naming the file and ending with `remedy`
+    when it is missing, damaged (cut short, edited) or not what kdnlp writes there."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise KdnlpError(f"'{path}' does not exist: {remedy}") from None
+    except (OSError, ValueError) as e:  # ValueError: not JSON, or not UTF-8
+        raise KdnlpError(f"'{path}' is damaged ({str(e).splitlines()[0]}): kdnlp writes a JSON object there; "
+                         f"{remedy}") from None
+    if not isinstance(data, dict):
+        raise KdnlpError(f"'{path}' is damaged (a JSON {type(data).__name__}, not the object kdnlp writes there): "
+                         f"{remedy}")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise KdnlpError(f"'{path}' is damaged (it lacks '{missing[0]}'): {remedy}")
+    return data
+
+
+def _readable(path: Path) -> dict[str, Any] | None:
+    """`read_json(path)`, or None if it cannot be read."""
+    try:
+        return read_json(path)
+    except KdnlpError:
+        return None

@@ -17,7 +17,6 @@ divided by sqrt(n).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import shutil
@@ -27,7 +26,7 @@ from typing import Any
 
 from kdnlp import recipe as recipes
 from kdnlp.errors import KdnlpError, say
-from kdnlp.run import SETTINGS, RunFolder, write_json
+from kdnlp.run import SETTINGS, RunFolder, read_json, write_json
 from kdnlp.sources import SOURCES
 
 SUMMARY = "summary.json"
@@ -35,14 +34,28 @@ SUMMARY = "summary.json"
 CONTROL_LOSS = "baseline"
 #: The options of `run_recipe` that choose the task (kdnlp.problems.get_problem) rather than the run.
 TASK_OPTIONS = ("source", "target", "num_beams", "max_new_tokens")
+#: The largest seed: numpy's generator, which transformers.set_seed seeds, takes 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
+
+
+def parse_seed(value: Any, name: str) -> int:
+    """`value` (text or a number) as a seed of the option or setting `name`: a whole number from 0 to MAX_SEED."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or int(text) > MAX_SEED:
+        raise KdnlpError(f"bad value '{value}' for {name}: a seed is a whole number from 0 to {MAX_SEED}")
+    return int(text)
 
 
 def parse_seeds(text: str) -> list[int]:
-    """`1,2,3` -> [1, 2, 3]: distinct whole numbers of at least 0."""
-    parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() for p in parts) or len(set(map(int, parts))) != len(parts):
-        raise KdnlpError(f"bad value '{text}' for --seeds: give distinct whole numbers separated by commas, e.g. 1,2,3")
-    return [int(p) for p in parts]
+    """`1,2,3` -> [1, 2, 3]: the distinct seeds (`parse_seed`) of --seeds."""
+    try:
+        seeds = [parse_seed(p, "--seeds") for p in text.split(",")]
+    except KdnlpError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise KdnlpError(f"bad value '{text}' for --seeds: give distinct seeds (whole numbers from 0 to {MAX_SEED}) "
+                         "separated by commas, e.g. 1,2,3")
+    return seeds
 
 
 def mean_sd(values: list[float]) -> tuple[float, float | None]:
@@ -136,14 +149,15 @@ def run_seeds(recipe: str | recipes.Recipe, task: str, output_dir: str | Path, s
     settings = {"command": "seeds", "recipe": rec.to_dict(), "control": twin.to_dict() if twin else None,
                 "seeds": list(seeds), "task": problem.name, "options": options}
     done = Path(output_dir)
-    finished = json.loads((done / SETTINGS).read_text()) if is_seeds_folder(done) else None
-    if not overwrite and finished == settings:
+    again = "pass --overwrite to run the seeds again"
+    finished = read_json(done / SETTINGS, "seeds", remedy=again) if is_seeds_folder(done) and not overwrite else None
+    if finished == settings:
         say(f"{done} finished earlier with these settings: every seed has run")
-        return json.loads((done / SUMMARY).read_text())
+        return read_json(done / SUMMARY, remedy=again)
     grows = not overwrite and _adds_seeds(finished, settings)
     folder = RunFolder(output_dir, overwrite, replaces=grows)
     saved = folder.work / SETTINGS
-    if not overwrite and saved.is_file() and _adds_seeds(json.loads(saved.read_text()), settings):
+    if not overwrite and saved.is_file() and _adds_seeds(read_json(saved, remedy=again), settings):
         write_json(saved, settings)  # an interrupted run given more seeds: its finished seeds are kept
     work = folder.start(settings)
     if grows:  # copied, so the finished folder stays whole until the grown one replaces it
@@ -168,7 +182,7 @@ def run_seeds(recipe: str | recipes.Recipe, task: str, output_dir: str | Path, s
                 interrupted = (work / f"{name}.partial").is_dir()
                 run_recipe(_seeded(r, seed), problem.name, out, overwrite=overwrite, resume=resume and interrupted,
                            **options)
-            metrics[name] = json.loads((out / "metrics.json").read_text())["metrics"]
+            metrics[name] = read_json(out / "metrics.json", "metrics", remedy=again)["metrics"]
             scores[kind][seed] = problem.task_score(metrics[name])
     summary = {"task": problem.name, "recipe": rec.name, "control_recipe": twin.name if twin else None,
                "scale": problem.display_scale, "runs": metrics,
@@ -193,7 +207,7 @@ def expand(names: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
         if not is_seeds_folder(name):
             paths.append(name)
             continue
-        summary = json.loads((Path(name) / SUMMARY).read_text())
+        summary = read_json(Path(name) / SUMMARY, "score", "control_recipe", "recipe")
         seeds = summary["score"]["seeds"]
         kinds = ("seed", "control") if summary["control_recipe"] else ("seed",)
         members = {kind: {s: str(Path(name) / f"{kind}-{s}") for s in seeds} for kind in kinds}

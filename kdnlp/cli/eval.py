@@ -23,8 +23,10 @@ def eval_(
 ) -> None:
     """Metrics of one or more models on a task (GLUE, or BLEU/chrF/ROUGE of generated text), as a table (and JSON with --json-out)."""
     from kdnlp.evaluation import evaluate_models, format_table
-    from kdnlp.run import write_json
+    from kdnlp.run import check_output_file, write_json
 
+    if json_out is not None:
+        check_output_file(json_out, "--json-out")
     result = evaluate_models(models, task, data_dir=data_dir, split=split, max_samples=max_samples, speed=speed,
                              **o.task_options(source, target, num_beams, max_new_tokens))
     typer.echo(format_table(result))

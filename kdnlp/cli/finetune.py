@@ -28,7 +28,10 @@ def finetune(
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds (1,2): one fine-tuning per seed, each in OUTPUT_DIR/seed-<n>/ (a teacher ensemble in one command).")] = None,
 ) -> None:
     """Fine-tune a model on a task (to make a teacher; a seq2seq folder with only a config trains from scratch). Writes a Hugging Face model folder in OUTPUT_DIR/model."""
+    from kdnlp.seeds import parse_seeds
+
     overrides = [*(set_ or []), *o.precision(bf16, fp16), *o.report_to(report_to)]
+    seeds = None if seeds is None else parse_seeds(seeds)
     o.relaunch(num_processes)
     from kdnlp.distill import finetune as run
 
@@ -37,6 +40,6 @@ def finetune(
     if seeds is None:
         typer.echo(run(model, task, output_dir, overrides=overrides, **options)["summary"])
         return
-    for seed in o.seed_list(seeds):
+    for seed in seeds:
         result = run(model, task, output_dir / f"seed-{seed}", overrides=[*overrides, f"training.seed={seed}"], **options)
         typer.echo(f"seed {seed}: {result['summary']}")

@@ -17,7 +17,7 @@ def generate(
     split: Annotated[str, typer.Option("--split", help="Split to decode, e.g. train or val.")] = "train",
     num_beams: Annotated[int, typer.Option("--num-beams", help="Beam size (1: greedy).")] = 5,
     k: Annotated[int, typer.Option("--k", help="Best beams kept per source, at most --num-beams; above 1 they go to {split}.kbest.jsonl.")] = 1,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Longest output, in tokens.")] = 128,
+    max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", help="Longest output, in tokens (default 128, or fewer if the teacher has fewer positions).")] = None,
     length_penalty: Annotated[float, typer.Option("--length-penalty", help="Beam scores are divided by length ** this (above 0 favours longer outputs).")] = 1.0,
     max_source_length: Annotated[int, typer.Option("--max-source-length", help="Sources are truncated to this many tokens.")] = 256,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Sources decoded at once (in batches of similar length).")] = 64,
@@ -27,11 +27,12 @@ def generate(
 ) -> None:
     """Sequence-level KD targets: the teacher's beam-search outputs for a split, written as a parallel data folder."""
     from kdnlp.generation import GenerationSettings, generate_folder
+    from kdnlp.seeds import parse_seed
 
     settings = GenerationSettings(num_beams=num_beams, max_new_tokens=max_new_tokens, k=k,
                                   length_penalty=length_penalty, batch_size=batch_size,
                                   max_source_length=max_source_length)
-    result = generate_folder(teacher, data_dir, output_dir, source, target, split, settings, max_samples, seed,
-                             overwrite)
+    result = generate_folder(teacher, data_dir, output_dir, source, target, split, settings, max_samples,
+                             parse_seed(seed, "--seed"), overwrite)
     typer.echo(f"{split}: {result['counts']['sources']} sources, the teacher's outputs written to {result['path']} "
                f"in {result['seconds']:.1f} s")

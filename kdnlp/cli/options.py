@@ -17,7 +17,7 @@ DataDir = Annotated[
 Source = Annotated[Optional[str], typer.Option("--source", help="Seq2seq: source language, file suffix or column (e.g. en); omit for train.source/train.target files.")]
 Target = Annotated[Optional[str], typer.Option("--target", help="Seq2seq: target language, file suffix or column (e.g. de).")]
 NumBeams = Annotated[Optional[int], typer.Option("--num-beams", min=1, help="Seq2seq evaluation: beams when decoding (1 = greedy; default 5).")]
-MaxNewTokens = Annotated[Optional[int], typer.Option("--max-new-tokens", min=1, help="Seq2seq evaluation: longest output in tokens (default 128).")]
+MaxNewTokens = Annotated[Optional[int], typer.Option("--max-new-tokens", min=1, help="Seq2seq evaluation: longest output in tokens (default 128, or fewer if the model has fewer positions).")]
 OutputDir = Annotated[Path, typer.Option("--output-dir", "-o", help="Run folder to write (the model goes in its model/ subfolder).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty output folder (only once the new run has finished).")]
 Sets = Annotated[
@@ -86,13 +86,3 @@ def multitask(task: str | None, tasks: str | None, teacher: str | None, teachers
         raise KdnlpError("--tasks needs the teachers of each task: --teachers TASK=FOLDER[,FOLDER...]")
     return PREFIX + tasks, ";".join(teachers)
 
-
-def seed_list(text: str) -> list[int]:
-    """`1,2,3` -> [1, 2, 3]: distinct integers."""
-    try:
-        seeds = [int(x) for x in text.split(",")]
-    except ValueError:
-        raise KdnlpError(f"bad value '{text}' for --seeds: give comma-separated integers, e.g. 1,2") from None
-    if len(set(seeds)) != len(seeds):
-        raise KdnlpError(f"bad value '{text}' for --seeds: a seed is given twice")
-    return seeds

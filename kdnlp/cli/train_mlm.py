@@ -25,9 +25,10 @@ def train_mlm(
 ) -> None:
     """Make a masked LM for kdnlp augment: the teacher's backbone with a masked-LM head (decoder tied to its word embeddings), fine-tuned briefly on the task's own training text."""
     from kdnlp.mlm import train_mlm as train
+    from kdnlp.seeds import parse_seed
 
     result = train(teacher, task, output_dir, data_dir=data_dir, max_samples=max_samples, epochs=epochs,
                    max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, max_length=max_length,
-                   mlm_probability=mlm_probability, seed=seed, overwrite=overwrite)
+                   mlm_probability=mlm_probability, seed=parse_seed(seed, "--seed"), overwrite=overwrite)
     typer.echo(f"masked LM in {result['path']}: {result['texts']} texts, {result['steps']} steps, masked-LM loss "
                f"{result['loss_before']:.3f} -> {result['loss_after']:.3f}")

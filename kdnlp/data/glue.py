@@ -184,9 +184,15 @@ def load_split(task: GlueTask, split: str, data_dir: str | None = None, max_samp
     return subset(ds, split, max_samples, seed)
 
 
+def check_max_samples(max_samples: int | None) -> None:
+    if max_samples is not None and max_samples < 1:
+        raise KdnlpError(f"bad value {max_samples} for --max-samples: give 1 or more (or leave it out for all)")
+
+
 def subset(ds: "datasets.Dataset", split: str, max_samples: int | None, seed: int = 42) -> "datasets.Dataset":
     """At most `max_samples` rows: a seeded random subset of train (a sample of the whole split), the head of others
     (the same rows whatever the seed, so scores stay comparable)."""
+    check_max_samples(max_samples)
     if max_samples is not None and max_samples < len(ds):
         ds = ds.shuffle(seed=seed) if split == "train" else ds
         ds = ds.select(range(max_samples))

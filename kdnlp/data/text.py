@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kdnlp.data.glue import subset
 from kdnlp.errors import KdnlpError
 
 if TYPE_CHECKING:
@@ -57,10 +58,7 @@ def load_text(sources: list[str], max_samples: int | None = None, seed: int = 42
             lines.extend(t.strip() for t in _dataset_texts(source))
     if not lines:
         raise KdnlpError(f"no text in {', '.join(sources)}")
-    ds = datasets.Dataset.from_dict({"text": lines})
-    if max_samples is not None and max_samples < len(ds):
-        ds = ds.shuffle(seed=seed).select(range(max_samples))
-    return ds
+    return subset(datasets.Dataset.from_dict({"text": lines}), "train", max_samples, seed)
 
 
 def encode_text(ds: "datasets.Dataset", tokenizer, max_length: int, prefix: str = "") -> "datasets.Dataset":

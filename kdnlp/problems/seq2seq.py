@@ -27,7 +27,7 @@ class Seq2SeqProblem(Problem):
     training_defaults = {"prediction_loss_only": True}
 
     def __init__(self, name: str, source: str | None = None, target: str | None = None, num_beams: int = 5,
-                 max_new_tokens: int = 128):
+                 max_new_tokens: int | None = None):
         self.name = name
         self.source, self.target = source, target
         self.num_beams, self.max_new_tokens = num_beams, max_new_tokens
@@ -51,6 +51,8 @@ class Seq2SeqProblem(Problem):
         return load_pairs(data_dir, split, self.source, self.target, max_samples, seed)
 
     def encode(self, ds, tokenizer, max_length, prefix=""):
+        max_length = min(max_length, tokenizer.model_max_length)  # a model with fewer positions reads fewer tokens
+
         def tok(batch):
             if prefix:
                 enc = tokenizer(batch["source"], truncation=True, max_length=max_length)
