@@ -256,6 +256,20 @@ def measure_speed(run_dir: str | Path, data_dir: str | None, samples: int = 256,
     return {"source": f"on this machine by `kdnlp push --measure-speed` ({result['examples']} dev examples)", **rows}
 
 
+def check_repo_id(repo_id: str) -> None:
+    """`repo_id` must be one the Hub accepts: user/name (or org/name) in letters, digits, `-`, `_` and `.`."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    why = "give it as user/name (or org/name)"
+    if repo_id.count("/") == 1 and all(repo_id.split("/")):
+        try:
+            validate_repo_id(repo_id)
+            return
+        except HFValidationError as e:
+            why = str(e).splitlines()[0]
+    raise KdnlpError(f"bad repo id '{repo_id}': {why}")
+
+
 def push_run(
     run_dir: str | Path,
     repo_id: str,
@@ -272,8 +286,7 @@ def push_run(
     to `repo_id`; returns what was (with
     `dry_run`: would be) uploaded. The repository is created private unless `private` is False; `revision` is a
     branch, created if needed. Any failure of the Hub client is one KdnlpError; the run folder is never written."""
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise KdnlpError(f"bad repo id '{repo_id}': give it as user/name (or org/name)")
+    check_repo_id(repo_id)
     run_dir = Path(run_dir)
     files = student_files(run_dir, published(run_dir, task).folder)
     card = model_card(run_dir, repo_id, license, base_model, speed, task)

@@ -217,12 +217,12 @@ class MultiTaskProblem(Problem):
             tokenizer.save_pretrained(path)
 
     def published(self, run, metrics, task):
-        """With `task`, that task's export (`tasks/<task>/model`), its teachers and its metrics beside its
-        ensemble's; the multi-task model itself loads only with kdnlp, so it is not published."""
+        """With `task` (or for a run of one task), that task's export (`tasks/<task>/model`), its teachers and its
+        metrics beside its ensemble's; the multi-task model itself loads only with kdnlp, so it is not published."""
         names = [t.name for t in self.tasks]
-        if task is None:
+        if task is None and len(names) > 1:
             raise KdnlpError(f"this run learned several tasks; pass --task, one of {', '.join(names)}")
-        name = glue.get_task(task).name
+        name = glue.get_task(task).name if task is not None else names[0]
         if name not in names:
             raise KdnlpError(f"bad task '{task}' for --task: this run learned {', '.join(names)}")
         teachers = parse_teachers(run["teacher"], names)[name] if run.get("teacher") else []
