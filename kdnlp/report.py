@@ -66,8 +66,8 @@ def build_report(
     teacher = teacher or next((r["teacher"] for r in runs if r["teacher"]), None)
     names = [teacher] * (teacher is not None) + [r["path"] for r in runs]
     folder = RunFolder(output_dir, overwrite)
-    work = folder.start({"runs": [r["path"] for r in runs], "teacher": teacher, "data_dir": data_dir,
-                         "max_samples": max_samples})
+    settings = {"runs": [r["path"] for r in runs], "teacher": teacher, "data_dir": data_dir, "max_samples": max_samples}
+    folder.check(settings)
     say(f"scoring and timing {len(names)} models on {runs[0]['task']}")
     result = evaluate_models(names, runs[0]["task"], data_dir=data_dir, max_samples=max_samples, speed=True,
                              **runs[0]["task_options"])
@@ -91,6 +91,7 @@ def build_report(
               "scale": result["scale"], "teacher": teacher, "rows": rows,
               "seeds": compare(folders, {r["path"]: m["score"] for r, m in zip(runs, measured[offset:])})}
     table = format_report(report)
+    work = folder.start(settings)
     (work / "report.md").write_text(table + "\n")
     write_json(work / "report.json", report)
     plot(report, work / PLOT)
