@@ -450,6 +450,10 @@ def rerun(run_dir: str | Path, output_dir: str | Path, overrides: list[str] | No
     if not path.is_file():
         raise KdnlpError(f"'{run_dir}' has no {SETTINGS}: give a folder written by kdnlp distill or finetune")
     saved = json.loads(path.read_text())
+    if saved.get("command") == "seeds":
+        runs = sorted(str(p.parent) for p in Path(run_dir).glob(f"*/{SETTINGS}"))
+        raise KdnlpError(f"'{run_dir}' is a seeds folder (distill --seeds), not one run: rerun one of its runs "
+                         f"({', '.join(runs) or 'it has none yet'}) with --from, or the seeds with --seeds")
     rec = recipes.from_data(saved["recipe"], overrides)
     kwargs = {k: saved.get(k) for k in ("teacher", "student", "data_dir", "text", "max_train_samples", "max_eval_samples")}
     kwargs.update(saved.get("task_options") or {})
