@@ -59,6 +59,11 @@ def build_report(
     if not run_dirs:
         raise KdnlpError("give at least one run folder")
     paths, folders = expand([str(p) for p in run_dirs])
+    resolved = [Path(p).resolve() for p in paths]
+    twice = next((p for i, p in enumerate(paths) if resolved[i] in resolved[:i]), None)
+    if twice is not None:
+        raise KdnlpError(f"run '{twice}' is given twice (its score would count twice in its row's mean); give each "
+                         "run once")
     runs = [_run_info(Path(p)) for p in paths]
     tasks = {r["task"] for r in runs}
     if len(tasks) > 1:

@@ -61,7 +61,25 @@ def parse_teachers(spec: str, tasks: list[str]) -> dict[str, list[str]]:
     missing = [t for t in tasks if not out.get(t)]
     if missing:
         raise KdnlpError(f"task {missing[0]} has no teacher; pass --teachers {missing[0]}=FOLDER[,FOLDER...]")
+    for task, names in out.items():
+        seen: dict[str, str] = {}
+        for name in names:
+            if _model_key(name) in seen:
+                raise KdnlpError(f"task {task}: teacher '{name}' is given twice (also as '{seen[_model_key(name)]}'); "
+                                 "an ensemble needs different teachers, e.g. fine-tuned with other seeds")
+            seen[_model_key(name)] = name
     return {t: out[t] for t in tasks}
+
+
+def _model_key(name: str) -> str:
+    """The model folder `name` stands for (a run folder's model/, any spelling of a path), or the name itself."""
+    from kdnlp.models import resolve
+
+    try:
+        found = resolve(name)
+    except KdnlpError:  # reported when the teacher is loaded
+        return name
+    return str(Path(found).resolve()) if Path(found).exists() else found
 
 
 class MultiTaskProblem(Problem):
