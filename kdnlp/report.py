@@ -24,6 +24,9 @@ def _run_info(path: Path) -> dict[str, Any]:
     if not (path / "run.json").is_file() or not (path / SETTINGS).is_file():
         raise KdnlpError(f"'{path}' is not a finished kdnlp run folder (no run.json or {SETTINGS})")
     run = json.loads((path / "run.json").read_text())
+    if (path / "tasks").is_dir():
+        raise KdnlpError(f"'{path}' is a multi-task run ({run.get('task')}); compare each task's model with its "
+                         f"teacher: kdnlp eval TEACHER {path / 'tasks' / 'TASK' / 'model'} --task TASK --speed")
     settings = json.loads((path / SETTINGS).read_text())
     recipe = json.loads(json.dumps(settings["recipe"]))
     seed = recipe.get("training", {}).pop("seed", 42)

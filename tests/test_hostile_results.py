@@ -88,6 +88,11 @@ CASES = {
         lambda w, o: ["glue", "-m", w["teacher"], "-o", o, "--overwrite", "--data-dir", w["bad_test"], "--tasks", "sst2",
                       "--predict-test"],
         ["the SST-2 test file has 2 rows but the leaderboard expects 1821"]),
+    "glue --max-samples 0": (
+        lambda w, o: glue_(w, o, "--tasks", "sst2", "--max-samples", "0"), ["bad value 0 for --max-samples"]),
+    "report of a multi-task run": (  # its teacher spec was read as a model id
+        lambda w, o: ["report", w["mt"], "-o", o, "--overwrite", "--data-dir", w["glue"]],
+        ["is a multi-task run (tasks:sst2)", "tasks/TASK/model --task TASK"]),
     "new-model on blank parallel data": (
         lambda w, o: ["new-model", "--data-dir", w["blank"], "--source", "en", "--target", "de", "-o", o, "--overwrite",
                       "--vocab-size", "300"],
@@ -148,6 +153,15 @@ NO_OUTPUT = {
     "push --dry-run of a repo id the Hub rejects": (
         lambda w: ["push", w["seeds"] / "seed-1", "--repo-id", "me/bad name!", "--dry-run"],
         ["bad repo id 'me/bad name!'"], []),
+    "push --dry-run to a branch the Hub rejects": (
+        lambda w: ["push", w["seeds"] / "seed-1", "--repo-id", "me/ok", "--revision", "my branch", "--dry-run"],
+        ["bad revision 'my branch'", "no spaces"], []),
+    "push --dry-run with a base model the Hub rejects": (
+        lambda w: ["push", w["seeds"] / "seed-1", "--repo-id", "me/ok", "--base-model", "bad id!", "--dry-run"],
+        ["bad base model 'bad id!'"], []),
+    "push of a seeds folder": (
+        lambda w: ["push", w["seeds"], "--repo-id", "me/ok", "--dry-run"],
+        ["is a seeds folder", "push one of its runs", "{seeds}/seed-1"], ["not a finished kdnlp run folder"]),
     "eval --num-beams 0": (
         lambda w: ["eval", w["marian"], "--task", "translation", "--data-dir", w["pairs"], "--source", "en",
                    "--target", "de", "--num-beams", "0"],
@@ -168,6 +182,9 @@ NO_OUTPUT = {
     "distill from a multi-task run on another task": (
         lambda w: ["distill", "--recipe", "hinton", "--teacher", w["mt"], "--task", "rte", "-o", w["root"] / "again"],
         ["it is a multi-task run of sst2, not of rte"], ["fine-tune it first"]),
+    "eval of a multi-task run as one": (  # its folder was read as a spec of teachers
+        lambda w: ["eval", w["mt"], "--task", "tasks:sst2", "--data-dir", w["glue"]],
+        ["is a multi-task run, scored one task at a time", "tasks/TASK/model --task TASK"], ["bad teachers"]),
     "distill --from a seeds folder": (
         lambda w: ["distill", "--from", w["seeds"], "-o", w["root"] / "again"],
         ["is a seeds folder", "{seeds}/seed-1"], ["--teacher"]),

@@ -52,6 +52,9 @@ def parse_teachers(spec: str, tasks: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for part in filter(None, spec.split(";")):
         task, eq, names = part.partition("=")
+        if not eq and (Path(part) / "tasks").is_dir():
+            raise KdnlpError(f"'{part}' is a multi-task run, scored one task at a time: kdnlp eval "
+                             f"{Path(part) / 'tasks' / 'TASK' / 'model'} --task TASK")
         if not eq or not names:
             raise KdnlpError(f"bad teachers '{part}': expected TASK=FOLDER[,FOLDER...]")
         task = glue.get_task(task.strip()).name
