@@ -98,7 +98,7 @@ def run_glue(
 ) -> dict[str, Any]:
     """Scores every selected GLUE task that has a model and dev data; writes `<task>.json` (metrics and the dev
     predictions), `glue.md` (the table with the GLUE average) and `results.json` in `output_dir`. With
-    `predict_test`, also the leaderboard's files in `submission/` and `submission.zip` (see `submission`).
+    `predict_test`, also the leaderboard's files in `submission/` and `submission.zip` (see `submission_files`).
     Everything is scored before the folder is opened, so a failed check or model leaves nothing behind."""
     from kdnlp import metrics
 
@@ -124,7 +124,7 @@ def run_glue(
             dev[key] = glue.load_split(glue.TASKS[key], "validation", data_dir, max_samples)
         except KdnlpError as e:
             missing[key] = str(e)
-    tests = test_sets(models, data_dir, fill_missing) if predict_test else None
+    tests = leaderboard_sets(models, data_dir, fill_missing) if predict_test else None
     if not dev and not (tests and tests[0]):
         raise KdnlpError(f"nothing to score with '{model}': {_unreadable(missing, set(models))}")
     runner = _Models(max_length, batch_size)
@@ -145,7 +145,7 @@ def run_glue(
     }
     files = None
     if tests is not None:
-        files, summary["submission"] = submission(*tests, runner, fill_missing)
+        files, summary["submission"] = submission_files(*tests, runner, fill_missing)
     table = format_glue_table(summary)
     work = folder.start(settings)
     for key, result in scored.items():
@@ -160,7 +160,7 @@ def run_glue(
     return summary
 
 
-def test_sets(models: dict[str, str], data_dir: str | None, fill_missing: bool):
+def leaderboard_sets(models: dict[str, str], data_dir: str | None, fill_missing: bool):
     """The leaderboard's test sets that can be predicted ({file name: (task, model's task, model, test set)}), and
     why each other file cannot (no model or no test data). Each test set must have as many rows as the official
     one; without `fill_missing`, at least one file must be predicted."""
@@ -187,16 +187,16 @@ def test_sets(models: dict[str, str], data_dir: str | None, fill_missing: bool):
 
 
 def _unreadable(why: dict[str, str], covered: set[str]) -> str:
-    """Why the tasks (or files) in `covered`, the ones with a model, could not be read: the first reason."""
+    """Which of the tasks (or files) with a model, `covered`, have no data, and why the first has none."""
     names = [k for k in why if k in covered]
     return f"no data for {', '.join(names)} ({why[names[0]]}{'; ...' if len(names) > 1 else ''})"
 
 
-def submission(found: dict[str, tuple], why: dict[str, str], runner: _Models,
+def submission_files(found: dict[str, tuple], why: dict[str, str], runner: _Models,
                fill_missing: bool) -> tuple[dict[str, str], dict[str, Any]]:
-    """The leaderboard's files (`<Name>.tsv`, header `index<TAB>prediction`) of `test_sets`' result, and their
-    record. A file whose task has no model or no test data is left out (and reported), or with `fill_missing`
-    holds placeholder rows (PLACEHOLDER) for every official test index."""
+    """The leaderboard's files (`<Name>.tsv`, header `index<TAB>prediction`) from `leaderboard_sets`' result, and
+    their record. A file whose task has no model or no test data is left out (and reported), or with
+    `fill_missing` holds placeholder rows (PLACEHOLDER) for every official test index."""
     files, filled, left_out = {}, {}, {}
     for task, _ in glue.SUBMISSION:
         name = task.leaderboard
@@ -222,7 +222,7 @@ def submission(found: dict[str, tuple], why: dict[str, str], runner: _Models,
 
 
 def write_submission(files: dict[str, str], work: Path) -> None:
-    """The files of `submission` in `work/submission/` and zipped in `work/submission.zip`."""
+    """The files of `submission_files` in `work/submission/` and zipped in `work/submission.zip`."""
     out = work / "submission"
     out.mkdir(exist_ok=True)  # an interrupted run with the same settings left it: its files are rewritten
     with zipfile.ZipFile(work / SUBMISSION_ZIP, "w", zipfile.ZIP_DEFLATED) as z:

@@ -67,10 +67,11 @@ def parse_teachers(spec: str, tasks: list[str]) -> dict[str, list[str]]:
     for task, names in out.items():
         seen: dict[str, str] = {}
         for name in names:
-            if _model_key(name) in seen:
-                raise KdnlpError(f"task {task}: teacher '{name}' is given twice (also as '{seen[_model_key(name)]}'); "
-                                 "an ensemble needs different teachers, e.g. fine-tuned with other seeds")
-            seen[_model_key(name)] = name
+            key = _model_key(name)
+            if key in seen:
+                raise KdnlpError(f"task {task}: teacher '{name}' is given twice (also as '{seen[key]}'); an ensemble "
+                                 "needs different teachers, e.g. fine-tuned with other seeds")
+            seen[key] = name
     return {t: out[t] for t in tasks}
 
 
