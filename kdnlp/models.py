@@ -26,7 +26,9 @@ def resolve(name: str) -> str:
             return str(path)
         if (path / "model" / "config.json").is_file():
             return str(path / "model")
-        raise KdnlpError(f"'{name}' is a folder without a model (no config.json in it or in its model/ folder)")
+        runs = sorted(p.parent.parent.name for p in path.glob("*/model/config.json"))
+        inside = f"; it holds the runs {', '.join(runs)}: give one of them, e.g. {path / runs[0]}" if runs else ""
+        raise KdnlpError(f"'{name}' is a folder without a model (no config.json in it or in its model/ folder){inside}")
     if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise KdnlpError(f"model folder '{name}' does not exist")
     return name  # a Hub id

@@ -185,6 +185,9 @@ NO_OUTPUT = {
     "eval of a multi-task run as one": (  # its folder was read as a spec of teachers
         lambda w: ["eval", w["mt"], "--task", "tasks:sst2", "--data-dir", w["glue"]],
         ["is a multi-task run, scored one task at a time", "tasks/TASK/model --task TASK"], ["bad teachers"]),
+    "init-student from a seeds folder": (
+        lambda w: ["init-student", "--teacher", w["seeds"], "-o", w["root"] / "ft"],
+        ["is a folder without a model", "holds the runs seed-1", "{seeds}/seed-1"], []),
     "distill --from a seeds folder": (
         lambda w: ["distill", "--from", w["seeds"], "-o", w["root"] / "again"],
         ["is a seeds folder", "{seeds}/seed-1"], ["--teacher"]),
