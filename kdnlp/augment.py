@@ -222,23 +222,25 @@ def augment_glue(task: str, data_dir: str | None, output_dir: str | os.PathLike,
     _check(p, n, m, batch_size)
     folder = RunFolder(output_dir, overwrite)
     ds = load_split(spec, split, data_dir, max_samples, seed)
+    dev = None  # the task's dev file goes along, so the folder is complete
+    if split != "validation":
+        dev = load_split(spec, "validation").to_dict() if data_dir is None else task_file(spec, "validation", data_dir)
     paths = {k: None if v is None else str(v) for k, v in (("data_dir", data_dir), ("word_vectors", word_vectors))}
     settings = {"command": "augment", "task": spec.name, "split": split, "model": model, **paths, "p": p, "n": n,
                 "m": m, "max_samples": max_samples, "seed": seed}
-    work = folder.start(settings)
+    folder.check(settings)
     lm, tokenizer = load_fill_mask(model)
     first = spec.keys[0]
     new = augment_texts(ds[first], lm, tokenizer, p, n, m, word_vectors, seed, batch_size)
     rows = [row for ex, texts in zip(ds, new) for row in (ex, *({**ex, first: t} for t in texts))]
+    work = folder.start(settings)
     (work / spec.folder).mkdir(exist_ok=True)
     name = spec.files[SPLITS.index(split)]
     write_tsv(spec, {key: [r[key] for r in rows] for key in (*spec.keys, "label")}, work / spec.folder / name)
-    if split != "validation":
-        dev = work / spec.folder / spec.files[1]
-        if data_dir is None:
-            write_tsv(spec, load_split(spec, "validation").to_dict(), dev)
-        else:
-            shutil.copyfile(task_file(spec, "validation", data_dir), dev)
+    if isinstance(dev, dict):
+        write_tsv(spec, dev, work / spec.folder / spec.files[1])
+    elif dev is not None:
+        shutil.copyfile(dev, work / spec.folder / spec.files[1])
     path = folder.finish()
     return {"task": spec.name, "split": split, "examples": len(ds), "written": len(rows),
             "path": str(path / spec.folder / name)}

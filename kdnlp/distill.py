@@ -437,13 +437,24 @@ def run_recipe(
     run = prepare(recipe, task, output_dir, teacher, student, data_dir, overrides, overwrite, max_train_samples,
                   max_eval_samples, stage, text, teacher_cache, resume, options)
     stages: dict[str, Any] = {}
-    for st in run.rec.stages:
-        if stage is not None and st.name != stage and not (run.work / "stages" / st.name / STAGE_DONE).is_file():
-            raise KdnlpError(f"stage '{stage}' starts from stage '{st.name}', which has not run; run --stage {st.name} first")
-        stages[st.name] = run_stage(run, st)
-        if st.name == stage:
-            break
-    return finish(run, stages)
+    try:
+        for st in run.rec.stages:
+            if stage is not None and st.name != stage and not (run.work / "stages" / st.name / STAGE_DONE).is_file():
+                raise KdnlpError(f"stage '{stage}' starts from stage '{st.name}', which has not run; run --stage {st.name} first")
+            stages[st.name] = run_stage(run, st)
+            if st.name == stage:
+                break
+        return finish(run, stages)
+    except KdnlpError:  # a check that needs the stage's models (loss terms, batch sizes) failed
+        if run.state.is_main_process and not _progress(run):
+            run.folder.discard()
+        raise
+
+
+def _progress(run: Run) -> bool:
+    """Whether the run folder holds training worth continuing: a finished stage or a checkpoint."""
+    folders = [run.work / "stages" / st.name for st in run.rec.stages]
+    return any((f / STAGE_DONE).is_file() or last_checkpoint(f) for f in folders)
 
 
 def finetune(model: str, task: str, output_dir: str | Path, **kwargs) -> dict[str, Any]:
@@ -460,6 +471,10 @@ def rerun(run_dir: str | Path, output_dir: str | Path, overrides: list[str] | No
     if not path.is_file():
         raise KdnlpError(f"'{run_dir}' has no {SETTINGS}: give a folder written by kdnlp distill or finetune")
     saved = read_json(path)
+    if saved.get("command") == "seeds":
+        runs = sorted(str(p.parent) for p in Path(run_dir).glob(f"*/{SETTINGS}"))
+        raise KdnlpError(f"'{run_dir}' is a seeds folder (distill --seeds), not one run: rerun one of its runs "
+                         f"({', '.join(runs) or 'it has none yet'}) with --from, or the seeds with --seeds")
     if not isinstance(saved.get("recipe"), dict) or not isinstance(saved.get("task"), str):
         made = f"was written by kdnlp {saved['command']}" if "command" in saved else "names no recipe and task"
         raise KdnlpError(f"'{path}' {made}: give a run folder written by kdnlp distill or finetune")

@@ -27,6 +27,9 @@ def select_tasks(spec: str | None) -> list[str]:
     if spec is None or spec == "all":
         return list(glue.TASKS)
     keys = [glue.get_task(t.strip()).name for t in spec.split(",") if t.strip()]
+    if not keys:
+        raise KdnlpError(f"bad value '{spec}' for --tasks: no task in it; valid: all, or a comma-separated list of "
+                         f"{', '.join(glue.TASKS)}")
     if "mnli" in keys and "mnli-mm" not in keys:
         keys.append("mnli-mm")
     return [k for k in glue.TASKS if k in keys]
@@ -104,36 +107,44 @@ def run_glue(
     """Scores every selected GLUE task (`tasks`: None or `all`, or a comma-separated list, see `task_models`) that
     has a model and dev data; writes `<task>.json` (metrics and the dev predictions), `glue.md` (the table with the
     GLUE average) and `results.json` in `output_dir`. With `predict_test`, also the leaderboard's files in
-    `submission/` and `submission.zip` (see `write_submission`)."""
+    `submission/` and `submission.zip` (see `submission_files`). Everything is scored before the folder is opened,
+    so a failed check or model leaves nothing behind."""
     from kdnlp import metrics
 
+    for option, value in (("--max-samples", max_samples), ("--max-length", max_length), ("--batch-size", batch_size)):
+        if value is not None and value < 1:
+            raise KdnlpError(f"bad value {value} for {option}: must be at least 1")
     keys = select_tasks(tasks)
-    glue.check_max_samples(max_samples)
     models = task_models(model, keys, named=tasks not in (None, "all"))
+    if not models:
+        raise KdnlpError(f"'{model}' holds no classifier for {', '.join(keys)}: give a classifier fine-tuned on one "
+                         "of them (model or run folder) or a multi-task run folder")
     folder = RunFolder(output_dir, overwrite)
     settings = {"model": model, "data_dir": data_dir, "tasks": keys, "predict_test": predict_test,
                 "fill_missing": fill_missing, "max_samples": max_samples, "max_length": max_length}
-    work = folder.start(settings)
-    runner = _Models(max_length, batch_size)
-    scored: dict[str, Any] = {}
+    folder.check(settings)
+    dev: dict[str, Any] = {}
     missing: dict[str, str] = {}
     for key in keys:
-        task = glue.TASKS[key]
         if key not in models:
             missing[key] = "no model for it"
             continue
         try:
-            ds = glue.load_split(task, "validation", data_dir, max_samples)
+            dev[key] = glue.load_split(glue.TASKS[key], "validation", data_dir, max_samples)
         except KdnlpError as e:
             missing[key] = str(e)
-            continue
+    tests = leaderboard_sets(models, data_dir, fill_missing) if predict_test else None
+    if not dev and not (tests and tests[0]):
+        raise KdnlpError(f"nothing to score with '{model}': {_unreadable(missing, set(models))}")
+    runner = _Models(max_length, batch_size)
+    scored: dict[str, Any] = {}
+    for key, ds in dev.items():
+        task = glue.TASKS[key]
         say(f"{key}: {len(ds)} dev examples with {models[key]}")
         predictions = runner.predict(models[key], task, task, ds)
-        result = {"task": key, "model": models[key], "examples": len(ds),
-                  "metrics": metrics.compute(task, predictions, ds["label"]), "predictions": predictions.tolist()}
-        result["score"] = metrics.task_score(task, result["metrics"])
-        write_json(work / f"{key}.json", result)
-        scored[key] = result
+        scored[key] = {"task": key, "model": models[key], "examples": len(ds),
+                       "metrics": metrics.compute(task, predictions, ds["label"]), "predictions": predictions.tolist()}
+        scored[key]["score"] = metrics.task_score(task, scored[key]["metrics"])
     for key, why in missing.items():
         say(f"{key}: not scored, {why}")
     summary: dict[str, Any] = {
@@ -141,9 +152,15 @@ def run_glue(
         "missing": missing,
         "glue_average": metrics.glue_average({k: r["score"] for k, r in scored.items()}) if scored else None,
     }
-    if predict_test:
-        summary["submission"] = write_submission(models, data_dir, work, runner, fill_missing)
+    files = None
+    if tests is not None:
+        files, summary["submission"] = submission_files(*tests, runner, fill_missing)
     table = format_glue_table(summary)
+    work = folder.start(settings)
+    for key, result in scored.items():
+        write_json(work / f"{key}.json", result)
+    if files is not None:
+        write_submission(files, work)
     (work / "glue.md").write_text(table + "\n")
     write_json(work / "results.json", summary)
     path = folder.finish()
@@ -152,48 +169,75 @@ def run_glue(
     return summary
 
 
-def write_submission(models: dict[str, str], data_dir: str | None, work: Path, runner: _Models,
-                     fill_missing: bool) -> dict[str, Any]:
-    """The leaderboard's eleven files (`<Name>.tsv`, header `index<TAB>prediction`) in `work/submission/` and
-    zipped in `work/submission.zip`. A file whose task has no model or no test data is left out (and reported),
-    or with `fill_missing` holds placeholder rows (PLACEHOLDER) for every official test index. Each file must
-    have as many rows as the official test set."""
-    out = work / "submission"
-    out.mkdir(exist_ok=True)  # an interrupted run with the same settings left it: its files are rewritten
-    written, filled, left_out = [], {}, {}
+def leaderboard_sets(models: dict[str, str], data_dir: str | None, fill_missing: bool):
+    """The leaderboard's test sets that can be predicted ({file name: (task, model's task, model, test set)}), and
+    why each other file cannot (no model or no test data). Each test set must have as many rows as the official
+    one; without `fill_missing`, at least one file must be predicted."""
+    found, why = {}, {}
     for task, model_task in glue.SUBMISSION:
         path = models.get(model_task)
-        why = None if path else f"no {model_task} model"
-        if path:
-            try:
-                ds = glue.load_split(task, "test", data_dir)
-            except KdnlpError as e:
-                why = str(e)
-        if why:
-            if not fill_missing:
-                left_out[task.leaderboard] = why
-                continue
-            filled[task.leaderboard] = why
+        if not path:
+            why[task.leaderboard] = f"no {model_task} model"
+            continue
+        try:
+            ds = glue.load_split(task, "test", data_dir)
+        except KdnlpError as e:
+            why[task.leaderboard] = str(e)
+            continue
+        if len(ds) != task.test_size:
+            raise KdnlpError(f"the {task.leaderboard} test file has {len(ds)} rows but the leaderboard expects "
+                             f"{task.test_size}; pass the official GLUE test files (--data-dir)")
+        found[task.leaderboard] = (task, model_task, path, ds)
+    if not found and not fill_missing:
+        raise KdnlpError(f"--predict-test has no test file to predict: "
+                         f"{_unreadable(why, {t.leaderboard for t, m in glue.SUBMISSION if m in models})}; pass "
+                         "--data-dir with the GLUE test files, or --fill-missing for placeholder rows")
+    return found, why
+
+
+def _unreadable(why: dict[str, str], covered: set[str]) -> str:
+    """Which of the tasks (or files) with a model, `covered`, have no data, and why the first has none."""
+    names = [k for k in why if k in covered]
+    return f"no data for {', '.join(names)} ({why[names[0]]}{'; ...' if len(names) > 1 else ''})"
+
+
+def submission_files(found: dict[str, tuple], why: dict[str, str], runner: _Models,
+               fill_missing: bool) -> tuple[dict[str, str], dict[str, Any]]:
+    """The leaderboard's files (`<Name>.tsv`, header `index<TAB>prediction`) from `leaderboard_sets`' result, and
+    their record. A file whose task has no model or no test data is left out (and reported), or with
+    `fill_missing` holds placeholder rows (PLACEHOLDER) for every official test index."""
+    files, filled, left_out = {}, {}, {}
+    for task, _ in glue.SUBMISSION:
+        name = task.leaderboard
+        if name in found:
+            _, model_task, path, ds = found[name]
+            say(f"{name}: predicting {len(ds)} test examples with {path}")
+            index, predictions = ds["idx"], runner.predict(path, task, glue.TASKS[model_task], ds).tolist()
+        elif fill_missing:
+            filled[name] = why[name]
             placeholder = PLACEHOLDER["regression" if task.regression else "classes"]
             index, predictions = list(range(task.test_size)), [placeholder] * task.test_size
         else:
-            if len(ds) != task.test_size:
-                raise KdnlpError(f"the {task.leaderboard} test file has {len(ds)} rows but the leaderboard expects "
-                                 f"{task.test_size}; pass the official GLUE test files (--data-dir)")
-            say(f"{task.leaderboard}: predicting {len(ds)} test examples with {path}")
-            index, predictions = ds["idx"], runner.predict(path, task, glue.TASKS[model_task], ds).tolist()
+            left_out[name] = why[name]
+            continue
         rows = [f"{i}\t{glue.submission_text(task, p)}" for i, p in zip(index, predictions)]
-        (out / f"{task.leaderboard}.tsv").write_text("index\tprediction\n" + "\n".join(rows) + "\n")
-        written.append(task.leaderboard)
-    with zipfile.ZipFile(work / SUBMISSION_ZIP, "w", zipfile.ZIP_DEFLATED) as z:
-        for name in written:
-            z.write(out / f"{name}.tsv", f"{name}.tsv")
-    for name, why in filled.items():
-        say(f"submission: {name}.tsv filled with placeholder rows ({why})")
+        files[name] = "index\tprediction\n" + "\n".join(rows) + "\n"
+    for name, w in filled.items():
+        say(f"submission: {name}.tsv filled with placeholder rows ({w})")
     if left_out:
         say(f"submission: left out {', '.join(left_out)} (no model or test data); the leaderboard rejects an "
             "incomplete zip: pass --fill-missing to fill them with placeholder rows")
-    return {"zip": SUBMISSION_ZIP, "files": written, "filled": filled, "left_out": left_out}
+    return files, {"zip": SUBMISSION_ZIP, "files": list(files), "filled": filled, "left_out": left_out}
+
+
+def write_submission(files: dict[str, str], work: Path) -> None:
+    """The files of `submission_files` in `work/submission/` and zipped in `work/submission.zip`."""
+    out = work / "submission"
+    out.mkdir(exist_ok=True)  # an interrupted run with the same settings left it: its files are rewritten
+    with zipfile.ZipFile(work / SUBMISSION_ZIP, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in files.items():
+            (out / f"{name}.tsv").write_text(text)
+            z.write(out / f"{name}.tsv", f"{name}.tsv")
 
 
 def format_glue_table(summary: dict[str, Any]) -> str:

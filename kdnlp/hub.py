@@ -7,6 +7,7 @@ run folder is left exactly as it was whatever happens. The token comes from HF_T
 """
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from fnmatch import fnmatch
@@ -39,7 +40,12 @@ def published(run_dir: Path, task: str | None = None):
     """The run's model that is uploaded (kdnlp.problems.base.Published), as the run's kind of task says."""
     from kdnlp.problems import get_problem
 
+    from kdnlp.seeds import SUMMARY
+
     run = _read_json(run_dir / "run.json")
+    if (run_dir / SUMMARY).is_file():
+        raise KdnlpError(f"'{run_dir}' is a seeds folder (distill --seeds): push one of its runs, e.g. "
+                         f"{next(iter(sorted(run_dir.glob('seed-*'))), run_dir / 'seed-1')}")
     if not run or not (run_dir / "recipe.yaml").is_file():
         raise KdnlpError(f"'{run_dir}' is not a finished kdnlp run folder (no run.json or recipe.yaml in it)")
     metrics = _read_json(run_dir / "metrics.json")
@@ -258,6 +264,29 @@ def measure_speed(run_dir: str | Path, data_dir: str | None, samples: int = 256,
     return {"source": f"on this machine by `kdnlp push --measure-speed` ({result['examples']} dev examples)", **rows}
 
 
+def check_repo_id(repo_id: str, what: str = "repo id") -> None:
+    """`repo_id` must be one the Hub accepts: user/name (or org/name; a base model may be a bare name) in letters,
+    digits, `-`, `_` and `.`."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    why = "give it as user/name (or org/name)"
+    if (repo_id.count("/") == 1 and all(repo_id.split("/"))) or (what == "base model" and "/" not in repo_id):
+        try:
+            validate_repo_id(repo_id)
+            return
+        except HFValidationError as e:
+            why = str(e).splitlines()[0]
+    raise KdnlpError(f"bad {what} '{repo_id}': {why}")
+
+
+def check_revision(revision: str) -> None:
+    """`revision` must be a name git (and so the Hub) takes for a branch."""
+    if re.search(r"[\s~^:?*\[\\]|\.\.|@\{|//", revision) or revision.startswith(("/", "-", ".")) \
+            or revision.endswith(("/", ".", ".lock")):
+        raise KdnlpError(f"bad revision '{revision}': a branch name has no spaces, '..', '//' or any of ~^:?*[\\ "
+                         "and does not start with / - . or end with / . .lock")
+
+
 def push_run(
     run_dir: str | Path,
     repo_id: str,
@@ -275,8 +304,11 @@ def push_run(
     `dry_run`: would be) uploaded. The repository is created private unless `private` is False; an existing public
     one is refused unless `private` is False (the Hub keeps an existing repository's visibility). `revision` is a
     branch, created if needed. Any failure of the Hub client is one KdnlpError; the run folder is never written."""
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise KdnlpError(f"bad repo id '{repo_id}': give it as user/name (or org/name)")
+    check_repo_id(repo_id)
+    if base_model is not None:
+        check_repo_id(base_model, "base model")
+    if revision is not None:
+        check_revision(revision)
     run_dir = Path(run_dir)
     files = student_files(run_dir, published(run_dir, task).folder)
     card = model_card(run_dir, repo_id, license, base_model, speed, task)

@@ -26,7 +26,9 @@ def resolve(name: str) -> str:
             return str(path)
         if (path / "model" / "config.json").is_file():
             return str(path / "model")
-        raise KdnlpError(f"'{name}' is a folder without a model (no config.json in it or in its model/ folder)")
+        runs = sorted(p.parent.parent.name for p in path.glob("*/model/config.json"))
+        inside = f"; it holds the runs {', '.join(runs)}: give one of them, e.g. {path / runs[0]}" if runs else ""
+        raise KdnlpError(f"'{name}' is a folder without a model (no config.json in it or in its model/ folder){inside}")
     if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise KdnlpError(f"model folder '{name}' does not exist")
     return name  # a Hub id
@@ -73,7 +75,7 @@ def check_classifier(name: str, task: GlueTask, to_train: bool = False) -> None:
     if not is_classifier(config):
         raise KdnlpError(
             f"'{name}' is not a sequence classifier (architecture {', '.join(config.architectures or ['unknown'])}); "
-            f"fine-tune it first: kdnlp finetune --model {name} --task {task.name}"
+            + (_cannot_classify(name, config, task) or f"fine-tune it first: kdnlp finetune --model {name} --task {task.name}")
         )
     fix = (
         f"; start from an encoder without a classification head (e.g. the model '{name}' was fine-tuned from)"
@@ -90,6 +92,23 @@ def check_classifier(name: str, task: GlueTask, to_train: bool = False) -> None:
         )
 
 
+def _cannot_classify(name: str, config: Any, task: GlueTask) -> str | None:
+    """Why `name` cannot be fine-tuned into a classifier for `task`, and what to use instead; None if it can."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+
+    tasks = Path(name) / "tasks"
+    if tasks.is_dir():
+        own = sorted(p.name for p in tasks.iterdir() if (p / "model" / "config.json").is_file())
+        if task.name in own:
+            return f"it is a multi-task run: use its {task.name} model, {tasks / task.name / 'model'}"
+        return f"it is a multi-task run of {', '.join(own)}, not of {task.name}"
+    if config.model_type in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
+        return None
+    kind = "seq2seq model (for translation or summarization)" if config.is_encoder_decoder else "model"
+    return (f"a {config.model_type} {kind} cannot classify; fine-tune an encoder instead "
+            f"(kdnlp finetune --model minilm-l6 --task {task.name})")
+
+
 def load_classifier(name: str, task: GlueTask, require_head: bool, **kwargs):
     """A sequence classifier for `task`: a classifier with the task's labels, or an encoder given a new head."""
     from transformers import AutoModelForSequenceClassification
@@ -97,6 +116,9 @@ def load_classifier(name: str, task: GlueTask, require_head: bool, **kwargs):
     if require_head or is_classifier(load_config(name)):
         check_classifier(name, task, to_train=not require_head)
         return _load(AutoModelForSequenceClassification.from_pretrained, name, **kwargs)
+    why = _cannot_classify(name, load_config(name), task)
+    if why:
+        raise KdnlpError(f"'{name}' cannot be fine-tuned on {task.name}: {why}")
     labels = _head_labels(task)
     return _load(
         AutoModelForSequenceClassification.from_pretrained, name,

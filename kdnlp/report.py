@@ -24,6 +24,9 @@ def _run_info(path: Path) -> dict[str, Any]:
     if not (path / "run.json").is_file() or not (path / SETTINGS).is_file():
         raise KdnlpError(f"'{path}' is not a finished kdnlp run folder (no run.json or {SETTINGS})")
     run = read_json(path / "run.json")
+    if (path / "tasks").is_dir():
+        raise KdnlpError(f"'{path}' is a multi-task run ({run.get('task')}); compare each task's model with its "
+                         f"teacher: kdnlp eval TEACHER {path / 'tasks' / 'TASK' / 'model'} --task TASK --speed")
     settings = read_json(path / SETTINGS, "recipe")
     recipe = json.loads(json.dumps(settings["recipe"]))
     seed = recipe.get("training", {}).pop("seed", 42)
@@ -59,6 +62,11 @@ def build_report(
     if not run_dirs:
         raise KdnlpError("give at least one run folder")
     paths, folders = expand([str(p) for p in run_dirs])
+    resolved = [Path(p).resolve() for p in paths]
+    twice = next((p for i, p in enumerate(paths) if resolved[i] in resolved[:i]), None)
+    if twice is not None:
+        raise KdnlpError(f"run '{twice}' is given twice (its score would count twice in its row's mean); give each "
+                         "run once")
     runs = [_run_info(Path(p)) for p in paths]
     tasks = {r["task"] for r in runs}
     if len(tasks) > 1:
@@ -66,11 +74,11 @@ def build_report(
     teacher = teacher or next((r["teacher"] for r in runs if r["teacher"]), None)
     names = [teacher] * (teacher is not None) + [r["path"] for r in runs]
     folder = RunFolder(output_dir, overwrite)
+    settings = {"runs": [r["path"] for r in runs], "teacher": teacher, "data_dir": data_dir, "max_samples": max_samples}
+    folder.check(settings)
     say(f"scoring and timing {len(names)} models on {runs[0]['task']}")
     result = evaluate_models(names, runs[0]["task"], data_dir=data_dir, max_samples=max_samples, speed=True,
                              **runs[0]["task_options"])
-    work = folder.start({"runs": [r["path"] for r in runs], "teacher": teacher, "data_dir": data_dir,
-                         "max_samples": max_samples})  # after the scoring, so a failed check leaves no folder
     measured = result["models"]
     for row in measured:
         row["size_bytes"] = disk_size(row["model"])
@@ -91,6 +99,7 @@ def build_report(
               "scale": result["scale"], "teacher": teacher, "rows": rows,
               "seeds": compare(folders, {r["path"]: m["score"] for r, m in zip(runs, measured[offset:])})}
     table = format_report(report)
+    work = folder.start(settings)  # after the scoring, so a failed check leaves no folder
     (work / "report.md").write_text(table + "\n")
     write_json(work / "report.json", report)
     plot(report, work / PLOT)

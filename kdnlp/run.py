@@ -46,6 +46,7 @@ class RunFolder:
         self.overwrite = overwrite
         self.replaces = overwrite or replaces
         self.work = self.path.with_name(self.path.name + ".partial")
+        self.made = False  # whether `start` made `work` (rather than continuing an interrupted run's)
         check_output_dir(self.path, self.replaces)
 
     def check(self, settings: dict[str, Any], resume: bool = False) -> None:
@@ -78,7 +79,14 @@ class RunFolder:
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
         write_json(saved, settings)
+        self.made = True
         return self.work
+
+    def discard(self) -> None:
+        """Removes the folder `start` made, after an input check failed in it: left, it would pass for an
+        interrupted run and block the corrected command. An interrupted run's folder that was continued stays."""
+        if self.made:
+            shutil.rmtree(self.work, ignore_errors=True)
 
     def finish(self) -> Path:
         check_output_dir(self.path, self.replaces)  # someone may have written there meanwhile

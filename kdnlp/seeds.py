@@ -171,19 +171,24 @@ def run_seeds(recipe: str | recipes.Recipe, task: str, output_dir: str | Path, s
     runs = {"seed": rec, "control": twin} if twin else {"seed": rec}
     scores: dict[str, dict[int, float]] = {kind: {} for kind in runs}
     metrics: dict[str, Any] = {}
-    for seed in seeds:
-        for kind, r in runs.items():
-            name = f"{kind}-{seed}"
-            out = work / name
-            if (out / "metrics.json").is_file():
-                say(f"{name} finished earlier: using its metrics")
-            else:
-                say(f"{name}: recipe '{r.name}', training.seed={seed}")
-                interrupted = (work / f"{name}.partial").is_dir()
-                run_recipe(_seeded(r, seed), problem.name, out, overwrite=overwrite, resume=resume and interrupted,
-                           **options)
-            metrics[name] = read_json(out / "metrics.json", "metrics", remedy=again)["metrics"]
-            scores[kind][seed] = problem.task_score(metrics[name])
+    try:
+        for seed in seeds:
+            for kind, r in runs.items():
+                name = f"{kind}-{seed}"
+                out = work / name
+                if (out / "metrics.json").is_file():
+                    say(f"{name} finished earlier: using its metrics")
+                else:
+                    say(f"{name}: recipe '{r.name}', training.seed={seed}")
+                    interrupted = (work / f"{name}.partial").is_dir()
+                    run_recipe(_seeded(r, seed), problem.name, out, overwrite=overwrite,
+                               resume=resume and interrupted, **options)
+                metrics[name] = read_json(out / "metrics.json", "metrics", remedy=again)["metrics"]
+                scores[kind][seed] = problem.task_score(metrics[name])
+    except KdnlpError:  # a run's input check failed; its own folder is gone unless it had trained
+        if all(p.name == SETTINGS for p in work.iterdir()):
+            folder.discard()
+        raise
     summary = {"task": problem.name, "recipe": rec.name, "control_recipe": twin.name if twin else None,
                "scale": problem.display_scale, "runs": metrics,
                "score": summarize(scores["seed"], scores.get("control"))}

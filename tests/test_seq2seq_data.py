@@ -54,9 +54,9 @@ def test_one_test_file_by_any_name_but_several_are_an_error(tmp_path):
     write(tmp_path / "test_2017_mscoco.de", DE[1:2])
     with pytest.raises(KdnlpError, match="several test files .*test_2016_flickr.en, test_2017_mscoco.en; use a folder"):
         load_pairs(str(tmp_path), "test", "en", "de")
-    write(tmp_path / "test.en", EN[2:3])  # the plain name wins over the others
-    write(tmp_path / "test.de", DE[2:3])
-    assert pairs(load_pairs(str(tmp_path), "test", "en", "de")) == [(EN[2], DE[2])]
+    write(tmp_path / "test.en", EN[3:4])  # the plain name wins over the others
+    write(tmp_path / "test.de", DE[3:4])
+    assert pairs(load_pairs(str(tmp_path), "test", "en", "de")) == [(EN[3], DE[3])]
 
 
 def test_parallel_file_errors(tmp_path):

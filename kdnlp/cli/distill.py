@@ -57,6 +57,10 @@ def distill(
         if given:
             raise KdnlpError(f"--seeds runs whole recipes in this process; it does not take {given[0]}")
         seeds = parse_seeds(seeds)
+    if push_to_hub:
+        from kdnlp.hub import check_repo_id
+
+        check_repo_id(push_to_hub)  # before the run, not after it
     o.relaunch(num_processes)
     from kdnlp.distill import rerun, run_recipe
 

@@ -6,7 +6,12 @@ import sys
 import typer
 
 from kdnlp.cli import augment, check, distill, eval, finetune, generate, glue, init_student, new_model, push, recipes, report, train_mlm
-from kdnlp.errors import KdnlpError
+from kdnlp.errors import KdnlpError, LineStream, line
+
+try:
+    from typer._click import exceptions as parser  # typer >= 0.25 carries its own copy of click
+except ImportError:
+    from click import exceptions as parser
 
 app = typer.Typer(
     help="Distill Hugging Face transformers into small, fast students.",
@@ -30,8 +35,31 @@ app.add_typer(recipes.app, name="recipes")
 
 
 def main() -> None:
+    """Runs the command; bad input, whether kdnlp or the option parser finds it, is one line and exit code 2."""
+    stderr, sys.stderr = sys.stderr, LineStream(sys.stderr)
     try:
-        app()
+        code = app(standalone_mode=False)
     except KdnlpError as e:
-        print(f"kdnlp: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        line(f"kdnlp: error: {e}")
+        code = 2
+    except parser.NoArgsIsHelpError as e:  # the help was printed when it was raised
+        code = e.exit_code
+    except parser.ClickException as e:
+        ctx = getattr(e, "ctx", None)
+        line(f"kdnlp: error: {_parser_message(e)}" + (f" (see {ctx.command_path} --help)" if ctx else ""))
+        code = 2
+    except typer.Abort:
+        line("Aborted!")
+        code = 1
+    finally:
+        sys.stderr = stderr
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _parser_message(e) -> str:
+    """The option parser's message, with the bad value where typer keeps it only in the pydantic error behind it."""
+    message = e.format_message()
+    errors = getattr(e.__cause__, "errors", None)
+    if callable(errors) and message.startswith("Invalid value for "):
+        return message.replace("Invalid value", f"bad value {errors()[0]['input']!r}", 1)
+    return message

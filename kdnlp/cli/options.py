@@ -34,7 +34,8 @@ NumProcesses = Annotated[
     typer.Option("--num-processes", min=1, help="Train in N processes on this machine (DDP: gloo on CPU, NCCL on GPUs); like accelerate launch -m kdnlp."),
 ]
 
-ReportTo = Annotated[Optional[str], typer.Option("--report-to", help="Log every loss term and metric to: tensorboard (event files in each stage's runs/ folder; needs the tensorboard package, pip install 'kdnlp[tensorboard]').")]
+# `\\[`: rich markup would take [tensorboard] for a style and drop it from the help.
+ReportTo = Annotated[Optional[str], typer.Option("--report-to", help="Log every loss term and metric to: tensorboard (event files in each stage's runs/ folder; needs the tensorboard package, pip install 'kdnlp\\[tensorboard]').")]
 Public = Annotated[bool, typer.Option("--public", help="Create the Hub repository public (default: private); needed to upload into an existing public one.")]
 
 

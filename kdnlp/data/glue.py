@@ -162,6 +162,10 @@ def read_tsv(task: GlueTask, path: Path) -> dict[str, list]:
             out[key].append(fields[index[col]])
         out["label"].append(_label(fields[index[task.label_column]], task, f"{path}:{n}") if labeled else -1)
         out["idx"].append(int(fields[first.index("index")]) if numbered else len(out["idx"]))
+    blank = next((c for c, k in zip(task.columns, task.keys) if not any(t.strip() for t in out[k])), None)
+    if blank:
+        raise KdnlpError(f"'{path}' has {len(out['idx'])} rows but every '{blank}' is blank; a {task.name} file "
+                         "needs texts")
     return out
 
 

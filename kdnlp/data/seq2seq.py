@@ -59,6 +59,10 @@ def load_pairs(data: str, split: str, source: str | None = None, target: str | N
         pairs = _dataset_pairs(_split_of(_hub(data), split, data), data, source, target, named)
     if not pairs[0]:
         raise KdnlpError(f"the {split} split of '{data}' is empty")
+    blank = next((side for side, texts in zip(("source", "target"), pairs) if not any(t.strip() for t in texts)), None)
+    if blank:
+        raise KdnlpError(f"the {split} split of '{data}' has {len(pairs[0])} pairs but every {blank} text is blank; "
+                         "give one text a line")
     ds = datasets.Dataset.from_dict({"source": pairs[0], "target": pairs[1]})
     return subset(ds, split, max_samples, seed)
 

@@ -46,6 +46,9 @@ def load_text(sources: list[str], max_samples: int | None = None, seed: int = 42
     """The texts of `sources` as a dataset with one column, `text`; `max_samples` takes a seeded subset."""
     import datasets
 
+    twice = next((s for i, s in enumerate(sources) if s in sources[:i]), None)
+    if twice is not None:
+        raise KdnlpError(f"text source '{twice}' is given twice; give each --text once")
     lines: list[str] = []
     for source in sources:
         path = Path(source)

@@ -52,6 +52,9 @@ def parse_teachers(spec: str, tasks: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for part in filter(None, spec.split(";")):
         task, eq, names = part.partition("=")
+        if not eq and (Path(part) / "tasks").is_dir():
+            raise KdnlpError(f"'{part}' is a multi-task run, scored one task at a time: kdnlp eval "
+                             f"{Path(part) / 'tasks' / 'TASK' / 'model'} --task TASK")
         if not eq or not names:
             raise KdnlpError(f"bad teachers '{part}': expected TASK=FOLDER[,FOLDER...]")
         task = glue.get_task(task.strip()).name
@@ -61,7 +64,26 @@ def parse_teachers(spec: str, tasks: list[str]) -> dict[str, list[str]]:
     missing = [t for t in tasks if not out.get(t)]
     if missing:
         raise KdnlpError(f"task {missing[0]} has no teacher; pass --teachers {missing[0]}=FOLDER[,FOLDER...]")
+    for task, names in out.items():
+        seen: dict[str, str] = {}
+        for name in names:
+            key = _model_key(name)
+            if key in seen:
+                raise KdnlpError(f"task {task}: teacher '{name}' is given twice (also as '{seen[key]}'); an ensemble "
+                                 "needs different teachers, e.g. fine-tuned with other seeds")
+            seen[key] = name
     return {t: out[t] for t in tasks}
+
+
+def _model_key(name: str) -> str:
+    """The model folder `name` stands for (a run folder's model/, any spelling of a path), or the name itself."""
+    from kdnlp.models import resolve
+
+    try:
+        found = resolve(name)
+    except KdnlpError:  # reported when the teacher is loaded
+        return name
+    return str(Path(found).resolve()) if Path(found).exists() else found
 
 
 class MultiTaskProblem(Problem):
@@ -217,12 +239,12 @@ class MultiTaskProblem(Problem):
             tokenizer.save_pretrained(path)
 
     def published(self, run, metrics, task):
-        """With `task`, that task's export (`tasks/<task>/model`), its teachers and its metrics beside its
-        ensemble's; the multi-task model itself loads only with kdnlp, so it is not published."""
+        """With `task` (or for a run of one task), that task's export (`tasks/<task>/model`), its teachers and its
+        metrics beside its ensemble's; the multi-task model itself loads only with kdnlp, so it is not published."""
         names = [t.name for t in self.tasks]
-        if task is None:
+        if task is None and len(names) > 1:
             raise KdnlpError(f"this run learned several tasks; pass --task, one of {', '.join(names)}")
-        name = glue.get_task(task).name
+        name = glue.get_task(task).name if task is not None else names[0]
         if name not in names:
             raise KdnlpError(f"bad task '{task}' for --task: this run learned {', '.join(names)}")
         teachers = parse_teachers(run["teacher"], names)[name] if run.get("teacher") else []
