@@ -111,7 +111,8 @@ def run_glue(
     so a failed check or model leaves nothing behind."""
     from kdnlp import metrics
 
-    for option, value in (("--max-samples", max_samples), ("--max-length", max_length), ("--batch-size", batch_size)):
+    glue.check_max_samples(max_samples)
+    for option, value in (("--max-length", max_length), ("--batch-size", batch_size)):
         if value is not None and value < 1:
             raise KdnlpError(f"bad value {value} for {option}: must be at least 1")
     keys = select_tasks(tasks)
