@@ -9,10 +9,10 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from kdnlp import cache
-from kdnlp.distill import run_recipe
-from kdnlp.errors import KdnlpError
-from kdnlp.recipe import parse
+from kdnlp.training import cache
+from kdnlp.pipeline.runner import run_recipe
+from kdnlp.core.errors import KdnlpError
+from kdnlp.pipeline.recipe import parse
 from test_scale import flat
 
 CHAIN = {

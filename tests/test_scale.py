@@ -14,8 +14,8 @@ import torch
 from transformers import DataCollatorWithPadding
 
 from conftest import tiny_classifier
-from kdnlp import cache
-from kdnlp.distill import last_checkpoint
+from kdnlp.training import cache
+from kdnlp.pipeline.runner import last_checkpoint
 from test_trainer import dataset, make_trainer
 
 

@@ -23,8 +23,8 @@ def augment(
     overwrite: o.Overwrite = False,
 ) -> None:
     """TinyBERT data augmentation: write a GLUE folder with each training example plus up to N word-replaced copies."""
-    from kdnlp.augment import augment_glue
-    from kdnlp.seeds import parse_seed
+    from kdnlp.tools.augment import augment_glue
+    from kdnlp.pipeline.seeds import parse_seed
 
     result = augment_glue(task, data_dir, output_dir, model, p=p, n=n, m=m, word_vectors=word_vectors,
                           max_samples=max_samples, overwrite=overwrite, seed=parse_seed(seed, "--seed"),

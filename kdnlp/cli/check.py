@@ -4,7 +4,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kdnlp.check import THRESHOLD
+from kdnlp.tools.check import THRESHOLD
 
 
 def check(
@@ -13,6 +13,6 @@ def check(
     data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="GLUE folder for the dev labels (default: the one the runs were started with).")] = None,
 ) -> None:
     """Flag students at or below their dev set's majority-class score, or far below their no-teacher twin: a Markdown table."""
-    from kdnlp.check import check_folders, format_check
+    from kdnlp.tools.check import check_folders, format_check
 
     typer.echo(format_check(check_folders(folders, threshold, data_dir)))

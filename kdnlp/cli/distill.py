@@ -41,7 +41,7 @@ def distill(
     control: Annotated[bool, typer.Option("--control", help="With --seeds: also run the no-teacher twin (gold labels only, same student and budget) per seed into OUTPUT_DIR/control-N/, and report the paired difference.")] = False,
 ) -> None:
     """Distill a teacher into a student with a recipe; writes the student to OUTPUT_DIR/model and its metrics."""
-    from kdnlp.errors import KdnlpError
+    from kdnlp.core.errors import KdnlpError
 
     overrides = [*(set_ or []), *o.precision(bf16, fp16), *o.report_to(report_to)]
     task, teacher = o.multitask(task, tasks, teacher, teachers)
@@ -50,7 +50,7 @@ def distill(
     if control and seeds is None:
         raise KdnlpError("--control runs the no-teacher twin of each seed; give the seeds with --seeds, e.g. --seeds 1,2,3")
     if seeds is not None:
-        from kdnlp.seeds import parse_seeds
+        from kdnlp.pipeline.seeds import parse_seeds
 
         given = [name for name, value in (("--from", from_), ("--stage", stage), ("--push-to-hub", push_to_hub),
                                           ("--num-processes", num_processes > 1)) if value]
@@ -58,18 +58,18 @@ def distill(
             raise KdnlpError(f"--seeds runs whole recipes in this process; it does not take {given[0]}")
         seeds = parse_seeds(seeds)
     if push_to_hub:
-        from kdnlp.hub import check_repo_id
+        from kdnlp.tools.hub import check_repo_id
 
         check_repo_id(push_to_hub)  # before the run, not after it
     o.relaunch(num_processes)
-    from kdnlp.distill import rerun, run_recipe
+    from kdnlp.pipeline.runner import rerun, run_recipe
 
     options = dict(teacher=teacher, student=student, data_dir=data_dir, overwrite=overwrite,
                    max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, stage=stage, text=text,
                    teacher_cache=not no_teacher_cache, resume=resume,
                    **o.task_options(source, target, num_beams, max_new_tokens))
     if seeds is not None:
-        from kdnlp.seeds import format_comparisons, run_seeds
+        from kdnlp.pipeline.seeds import format_comparisons, run_seeds
 
         summary = run_seeds(recipe, task, output_dir, seeds, control, overrides, **options)
         typer.echo(format_comparisons([{"folder": str(output_dir), **summary}]))
@@ -82,7 +82,7 @@ def distill(
         result = run_recipe(recipe, task, output_dir, overrides=overrides, **options)
     typer.echo(result["summary"])
     if push_to_hub and result.get("finished") and os.environ.get("RANK", "0") == "0":  # one push per run
-        from kdnlp.hub import push_run
+        from kdnlp.tools.hub import push_run
 
         pushed = push_run(output_dir, push_to_hub, private=not public)
         typer.echo(f"pushed {len(pushed['files'])} files to {pushed['url']}")

@@ -22,8 +22,8 @@ def eval_(
     json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Also write the results as JSON to this file.")] = None,
 ) -> None:
     """Metrics of one or more models on a task (GLUE, or BLEU/chrF/ROUGE of generated text), as a table (and JSON with --json-out)."""
-    from kdnlp.evaluation import evaluate_models, format_table
-    from kdnlp.run import check_output_file, write_json
+    from kdnlp.tools.evaluation import evaluate_models, format_table
+    from kdnlp.core.run import check_output_file, write_json
 
     if json_out is not None:
         check_output_file(json_out, "--json-out")

@@ -28,12 +28,12 @@ def finetune(
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds (1,2): one fine-tuning per seed, each in OUTPUT_DIR/seed-<n>/ (a teacher ensemble in one command).")] = None,
 ) -> None:
     """Fine-tune a model on a task (to make a teacher; a seq2seq folder with only a config trains from scratch). Writes a Hugging Face model folder in OUTPUT_DIR/model."""
-    from kdnlp.seeds import parse_seeds
+    from kdnlp.pipeline.seeds import parse_seeds
 
     overrides = [*(set_ or []), *o.precision(bf16, fp16), *o.report_to(report_to)]
     seeds = None if seeds is None else parse_seeds(seeds)
     o.relaunch(num_processes)
-    from kdnlp.distill import finetune as run
+    from kdnlp.pipeline.runner import finetune as run
 
     options = dict(data_dir=data_dir, overwrite=overwrite, max_train_samples=max_train_samples,
                    max_eval_samples=max_eval_samples, resume=resume, **o.task_options(source, target, num_beams, max_new_tokens))

@@ -10,7 +10,7 @@ from kdnlp.cli import options as o
 
 def generate(
     teacher: Annotated[str, typer.Option("--teacher", help="Seq2seq teacher: model folder (AutoModelForSeq2SeqLM), kdnlp run folder or Hub id.")],
-    data_dir: Annotated[str, typer.Option("--data-dir", help="Parallel data as kdnlp.data.seq2seq.load_pairs reads it, e.g. a folder of {split}.{source} and {split}.{target} files.")],
+    data_dir: Annotated[str, typer.Option("--data-dir", help="Parallel data as kdnlp.tasks.seq2seq.data.load_pairs reads it, e.g. a folder of {split}.{source} and {split}.{target} files.")],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder to write: {split}.source, {split}.target (the teacher's best output), generation.json.")],
     source: o.Source = None,
     target: o.Target = None,
@@ -26,8 +26,8 @@ def generate(
     overwrite: o.Overwrite = False,
 ) -> None:
     """Sequence-level KD targets: the teacher's beam-search outputs for a split, written as a parallel data folder."""
-    from kdnlp.generation import GenerationSettings, generate_folder
-    from kdnlp.seeds import parse_seed
+    from kdnlp.tasks.seq2seq.generation import GenerationSettings, generate_folder
+    from kdnlp.pipeline.seeds import parse_seed
 
     settings = GenerationSettings(num_beams=num_beams, max_new_tokens=max_new_tokens, k=k,
                                   length_penalty=length_penalty, batch_size=batch_size,

@@ -21,8 +21,8 @@ def glue(
     overwrite: o.Overwrite = False,
 ) -> None:
     """Score a model on every GLUE dev set there is (per-task JSON and a table with the GLUE average); with --predict-test, the leaderboard's zip."""
-    from kdnlp.errors import KdnlpError
-    from kdnlp.glue_suite import run_glue
+    from kdnlp.core.errors import KdnlpError
+    from kdnlp.tools.glue_suite import run_glue
 
     if fill_missing and not predict_test:
         raise KdnlpError("--fill-missing fills the submission files: pass it with --predict-test")

@@ -20,7 +20,7 @@ def init_student(
     overwrite: o.Overwrite = False,
 ) -> None:
     """Build a student from a teacher: its embeddings, head and a subset of its layers (DistilBERT-style; distilBART-style encoder and decoder layers), or a narrower model."""
-    from kdnlp.students import init_student_folder
+    from kdnlp.modeling.students import init_student_folder
 
     ids = init_student_folder(teacher, output_dir, _parse_layers(layers), strategy, overwrite, init=init,
                               hidden_size=hidden_size, num_attention_heads=heads, intermediate_size=intermediate_size,
@@ -29,7 +29,7 @@ def init_student(
 
 
 def _parse_layers(text: str, option: str = "--layers") -> int | list[int]:
-    from kdnlp.errors import KdnlpError
+    from kdnlp.core.errors import KdnlpError
 
     try:
         return [int(x) for x in text.split(",")] if "," in text else int(text)

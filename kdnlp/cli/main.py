@@ -6,7 +6,7 @@ import sys
 import typer
 
 from kdnlp.cli import augment, check, distill, eval, finetune, generate, glue, init_student, new_model, push, recipes, report, train_mlm
-from kdnlp.errors import KdnlpError, LineStream, line
+from kdnlp.core.errors import KdnlpError, LineStream, line
 
 try:
     from typer._click import exceptions as parser  # typer >= 0.25 carries its own copy of click

@@ -25,9 +25,9 @@ def new_model(
     """Write a seq2seq model folder with random weights to train a teacher from scratch: a config and a tokenizer trained on the data's texts."""
     from itertools import chain
 
-    from kdnlp.data.seq2seq import load_pairs
-    from kdnlp.errors import say
-    from kdnlp.scratch import new_model_folder
+    from kdnlp.tasks.seq2seq.data import load_pairs
+    from kdnlp.core.errors import say
+    from kdnlp.modeling.scratch import new_model_folder
 
     pairs = load_pairs(data_dir, "train", source, target)
     say(f"training a {vocab_size}-token tokenizer on the source and target texts of the {len(pairs)} train pairs")

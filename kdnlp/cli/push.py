@@ -22,7 +22,7 @@ def push(
     task: Annotated[Optional[str], typer.Option("--task", help="Of a multi-task run, the task whose model to push (tasks/TASK/model).")] = None,
 ) -> None:
     """Upload a run's student (safetensors, config, tokenizer) with a generated distillation model card to the Hugging Face Hub."""
-    from kdnlp import hub
+    from kdnlp.tools import hub
 
     speed = None
     if eval_json is not None:

@@ -12,7 +12,7 @@ app = typer.Typer(help="List the recipes, or show one fully resolved and validat
 @app.command("list")
 def list_() -> None:
     """The recipes shipped with kdnlp."""
-    from kdnlp import recipe
+    from kdnlp.pipeline import recipe
 
     names = recipe.available()
     width = max(map(len, names))
@@ -29,6 +29,6 @@ def show(
     """A recipe with defaults filled in and overrides applied, after validation."""
     import yaml
 
-    from kdnlp import recipe
+    from kdnlp.pipeline import recipe
 
     typer.echo(yaml.safe_dump(recipe.load(name, set_ or []).to_dict(), sort_keys=False).rstrip())

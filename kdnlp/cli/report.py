@@ -17,7 +17,7 @@ def report(
     overwrite: o.Overwrite = False,
 ) -> None:
     """Teacher and students side by side (score, % of teacher, parameters, size, CPU latency and throughput measured here) as a Markdown table and a PNG plot."""
-    from kdnlp.report import PLOT, build_report
+    from kdnlp.tools.report import PLOT, build_report
 
     result = build_report(run_dirs, output_dir, teacher=teacher, data_dir=data_dir, max_samples=max_samples,
                           overwrite=overwrite)

@@ -24,8 +24,8 @@ def train_mlm(
     overwrite: o.Overwrite = False,
 ) -> None:
     """Make a masked LM for kdnlp augment: the teacher's backbone with a masked-LM head (decoder tied to its word embeddings), fine-tuned briefly on the task's own training text."""
-    from kdnlp.mlm import train_mlm as train
-    from kdnlp.seeds import parse_seed
+    from kdnlp.tools.mlm import train_mlm as train
+    from kdnlp.pipeline.seeds import parse_seed
 
     result = train(teacher, task, output_dir, data_dir=data_dir, max_samples=max_samples, epochs=epochs,
                    max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, max_length=max_length,

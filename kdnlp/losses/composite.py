@@ -37,7 +37,7 @@ class CompositeLoss(nn.Module):
 
     @classmethod
     def build(cls, terms: list, ctx) -> "CompositeLoss":
-        """The loss of a stage's terms (kdnlp.recipe.LossTerm), each built for the models `ctx` describes."""
+        """The loss of a stage's terms (kdnlp.pipeline.recipe.LossTerm), each built for the models `ctx` describes."""
         from kdnlp.losses.base import LOSSES
 
         built = {}
