@@ -79,8 +79,8 @@ def setup(args):
     import transformers
 
     from kdnlp.modeling.models import load_tokenizer
-    from kdnlp.tasks import get_problem
-    from kdnlp.pipeline.recipe import StudentSpec
+    from kdnlp.tasks.kinds import get_problem
+    from kdnlp.modeling.students import StudentSpec
 
     problem = get_problem(args.task)
     tokenizer = load_tokenizer(args.teacher)
@@ -101,7 +101,7 @@ def setup(args):
 def training_args(args, out, **kw):
     from transformers import TrainingArguments
 
-    # per_device_eval_batch_size: what `kdnlp distill` builds the teacher cache with (kdnlp.pipeline.runner.DEFAULT_TRAINING)
+    # per_device_eval_batch_size: what `kdnlp distill` builds the teacher cache with (kdnlp.training.args.DEFAULT_TRAINING)
     return TrainingArguments(output_dir=out, per_device_train_batch_size=args.batch, per_device_eval_batch_size=64,
                              num_train_epochs=args.epochs, learning_rate=5e-5, report_to="none", save_strategy="no",
                              eval_strategy="no", logging_steps=10_000, use_cpu=True, seed=0,

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from conftest import ROOT, tiny_classifier, tiny_config
 
 from kdnlp.losses import CompositeLoss, LossContext
-from kdnlp.pipeline.recipe import LossTerm
+from kdnlp.losses import LossTerm
 from kdnlp.training.trainer import Outputs
 
 pytest.importorskip("textbrewer", reason="TextBrewer (the `bench` extra: pip install textbrewer==0.2.1) is not installed")

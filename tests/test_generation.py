@@ -17,7 +17,7 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import ROOT
-from kdnlp.training import cache
+from kdnlp.core import hashing
 from kdnlp.tasks.seq2seq import generation
 from kdnlp.core.errors import KdnlpError
 from kdnlp.tasks.seq2seq.generation import GenerationSettings, cached_generate, generate, teacher_targets
@@ -325,7 +325,7 @@ def test_generate_command_writes_a_folder_that_load_pairs_reads_back(teacher_dir
     assert [[(x["text"], x["score"]) for x in row["hypotheses"]] for row in kbest] == expected
     assert [row["reference"] for row in kbest] == [s.upper() for s in sources]
     meta = json.loads((out / "generation.json").read_text())
-    assert meta["teacher"] == {"path": str(teacher_dir), "weights": cache.weights_digest(model)}
+    assert meta["teacher"] == {"path": str(teacher_dir), "weights": hashing.weights_digest(model)}
     assert meta["settings"]["k"] == 2 and meta["counts"]["sources"] == 10 and meta["counts"]["hypotheses"] == 20
     assert meta["data"]["source"] == "en" and meta["seconds"] > 0
     assert not out.with_name("pseudo.partial").exists()

@@ -257,7 +257,8 @@ def test_a_negative_seed_option_is_an_error(world, cli, tmp_path, command):
 
 def test_one_seed_parser():
     from kdnlp.core.errors import KdnlpError
-    from kdnlp.pipeline.seeds import MAX_SEED, parse_seed, parse_seeds
+    from kdnlp.core.config import MAX_SEED, parse_seed
+    from kdnlp.pipeline.seeds import parse_seeds
 
     assert parse_seeds(f"0,{MAX_SEED}") == [0, MAX_SEED] and parse_seed(" 7 ", "--seed") == 7
     for bad in (-1, MAX_SEED + 1, True, "1.0", "x", ""):

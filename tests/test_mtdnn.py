@@ -56,7 +56,7 @@ def spec(teachers: dict[str, list[str]]) -> str:
 
 
 def problem_with(teachers, tasks=("sst2", "mrpc", "stsb")):
-    from kdnlp.tasks import get_problem
+    from kdnlp.tasks.kinds import get_problem
 
     problem = get_problem("tasks:" + ",".join(tasks))
     ensemble = problem.load_model(spec({t: teachers[t] for t in tasks}), require_head=True).eval()
@@ -100,7 +100,7 @@ def test_mixed_batches_give_each_row_its_own_teachers(teachers, tokenizer):
 
 def hinton_loss(teachers, temperature: float, anneal: bool):
     from kdnlp.losses import LossContext
-    from kdnlp.pipeline.recipe import LossTerm
+    from kdnlp.losses import LossTerm
 
     problem, ensemble = problem_with(teachers, ("sst2",))
     problem.settings.anneal = anneal
@@ -138,7 +138,7 @@ def test_hinton_at_a_temperature_learns_the_mean_of_the_tempered_teachers(teache
 
 def test_multitask_terms_at_two_temperatures_are_refused(teachers):
     from kdnlp.losses import LossContext
-    from kdnlp.pipeline.recipe import LossTerm
+    from kdnlp.losses import LossTerm
 
     problem, ensemble = problem_with(teachers, ("sst2",))
     terms = [LossTerm("hinton", 1.0, "a", {"temperature": 1.0}), LossTerm("hinton", 1.0, "b", {"temperature": 2.0})]
@@ -252,7 +252,7 @@ def test_task_exports_load_with_plain_transformers_and_match(run, data, tokenize
     from transformers import AutoModelForSequenceClassification
 
     from kdnlp.tasks.multitask.model import MultiTaskModel
-    from kdnlp.tasks import get_problem
+    from kdnlp.tasks.kinds import get_problem
 
     whole = MultiTaskModel.from_pretrained(run / "model").eval()
     problem = get_problem("tasks:sst2,mrpc,stsb")
@@ -345,7 +345,7 @@ def bad_teacher(root: Path, tokenizer, **config) -> str:
 def test_bad_teachers_are_one_line_errors_naming_task_and_teacher(teachers, tokenizer, tmp_path):
     from transformers import BertTokenizer
 
-    from kdnlp.tasks import get_problem
+    from kdnlp.tasks.kinds import get_problem
 
     problem = get_problem("tasks:sst2,mrpc")
     with pytest.raises(KdnlpError, match="task mrpc has no teacher"):

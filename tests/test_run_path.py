@@ -69,7 +69,7 @@ def test_each_model_reads_its_own_inputs(tmp_path, tokenizer, minilm_path):
     from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizer
 
     from kdnlp.pipeline.runner import PairedCollator, _teacher_reading
-    from kdnlp.tasks import get_problem
+    from kdnlp.tasks.kinds import get_problem
     from kdnlp.pipeline.recipe import load
 
     problem = get_problem("rte")

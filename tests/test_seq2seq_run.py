@@ -75,7 +75,7 @@ def test_seqkd_recipes_share_one_cached_generation(teacher, m30k_like, tmp_path,
 def test_train_sets_of_each_kind_of_target(teacher, m30k_like):
     from kdnlp.tasks.seq2seq.generation import GenerationSettings, teacher_targets
     from kdnlp.tasks.seq2seq.metrics import closest_to_reference
-    from kdnlp.tasks import get_problem
+    from kdnlp.tasks.kinds import get_problem
 
     problem = get_problem("translation", source="en", target="de")
     gold = problem.load("train", str(m30k_like), max_samples=8)
@@ -107,7 +107,7 @@ def test_eval_scores_generated_text_with_speed(teacher, m30k_like):
 
 def test_glue_options_are_refused_for_seq2seq_only_options():
     from kdnlp.core.errors import KdnlpError
-    from kdnlp.tasks import get_problem
+    from kdnlp.tasks.kinds import get_problem
 
     with pytest.raises(KdnlpError, match="--source is for seq2seq tasks"):
         get_problem("sst2", source="en")
@@ -223,7 +223,7 @@ def test_a_chain_link_learns_the_outputs_of_its_own_teacher_on_the_stages_device
                                                                                   monkeypatch, capfd):
     """`targets: teacher` in a `teacher: previous` stage and in the stage after it (which keeps that teacher): the
     previous stage's student decodes the targets, once, on the stage's device (the CPU, though a GPU is claimed)."""
-    from kdnlp.training import cache
+    from kdnlp.core import hashing
     from kdnlp.pipeline.recipe import parse
 
     rec = parse({
@@ -240,7 +240,7 @@ def test_a_chain_link_learns_the_outputs_of_its_own_teacher_on_the_stages_device
     metrics = kdnlp.run_recipe(rec, "translation", tmp_path / "run", teacher=str(teacher), data_dir=str(m30k_like),
                                **OPTIONS)
     digest = metrics["stages"]["final"]["chain"]["teacher_digest"]
-    decoded = [json.loads(p.read_text())["weights"] for p in (cache.cache_dir() / "generate").glob("*/meta.json")]
+    decoded = [json.loads(p.read_text())["weights"] for p in (hashing.cache_dir() / "generate").glob("*/meta.json")]
     assert digest in decoded
     err = capfd.readouterr().err
     assert err.count("generate: 32 sources") == 1 and err.count("generate: reusing") == 1

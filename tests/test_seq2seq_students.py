@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kdnlp.core.errors import KdnlpError
-from kdnlp.pipeline.recipe import StudentSpec
+from kdnlp.modeling.students import StudentSpec
 from kdnlp.modeling.scratch import model_config
 from kdnlp.modeling.students import build_student, init_student, narrow_student, select_student_layers
 

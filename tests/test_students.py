@@ -44,7 +44,7 @@ def test_a_student_built_by_a_rule_learns_each_layer_toward_the_layer_it_was_cop
     """Built with `strategy: rule` and trained by a term with `layers: rule`, each mapped student layer starts as a
     copy of the teacher layer it is pulled toward (every_other needs M = N/2)."""
     from kdnlp.losses import LOSSES, LossContext
-    from kdnlp.pipeline.recipe import StudentSpec
+    from kdnlp.modeling.students import StudentSpec
     from kdnlp.modeling.students import build_student
 
     teacher = tiny_classifier(layers=n)
@@ -171,7 +171,7 @@ def test_truncation_keeps_each_head_of_the_teacher_in_its_own_head():
 
 def test_student_spec_rules():
     from kdnlp.core.config import from_dict
-    from kdnlp.pipeline.recipe import StudentSpec
+    from kdnlp.modeling.students import StudentSpec
     from kdnlp.modeling.students import build_student
 
     with pytest.raises(KdnlpError, match="cannot copy the teacher's layers; set init: truncate or random"):

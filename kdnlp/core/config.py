@@ -95,3 +95,15 @@ def from_dict(cls: type[T], data: Any, where: str) -> T:
 
 def to_dict(obj: Any) -> Any:
     return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+#: The largest seed: numpy's generator, which transformers.set_seed seeds, takes 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
+
+
+def parse_seed(value: Any, name: str) -> int:
+    """`value` (text or a number) as a seed of the option or setting `name`: a whole number from 0 to MAX_SEED."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or int(text) > MAX_SEED:
+        raise KdnlpError(f"bad value '{value}' for {name}: a seed is a whole number from 0 to {MAX_SEED}")
+    return int(text)

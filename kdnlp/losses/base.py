@@ -20,7 +20,7 @@ class LossContext:
     num_labels: int
     student_config: Any
     teacher_config: Any | None = None
-    outputs: str = ""  # kdnlp.tasks.Outputs: classes, scalar or tokens; by default from num_labels
+    outputs: str = ""  # kdnlp.tasks.base.Outputs: classes, scalar or tokens; by default from num_labels
 
     def __post_init__(self):
         if not self.outputs:

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kdnlp.tasks.glue.data import GlueTask
 from kdnlp.core.errors import KdnlpError
 
 #: Short names for well-known backbones: alias -> (Hub id, Python package that ships it offline).
@@ -61,12 +60,12 @@ def is_classifier(config: Any) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
 
 
-def _head_labels(task: GlueTask) -> tuple[str, ...]:
+def _head_labels(task: Any) -> tuple[str, ...]:
     """The label names kdnlp gives a classifier for `task` (`score` for a regression task's one output)."""
     return task.labels or ("score",)
 
 
-def check_classifier(name: str, task: GlueTask, to_train: bool = False) -> None:
+def check_classifier(name: str, task: Any, to_train: bool = False) -> None:
     """`name` must be a sequence classifier for the task (a distillation teacher): the task's number of labels
     and, where its config names them, the task's label names in the task's order. HF's default names
     (LABEL_0, LABEL_1, ...) say nothing about the task and are accepted. `to_train`: the model is the start of
@@ -92,7 +91,7 @@ def check_classifier(name: str, task: GlueTask, to_train: bool = False) -> None:
         )
 
 
-def _cannot_classify(name: str, config: Any, task: GlueTask) -> str | None:
+def _cannot_classify(name: str, config: Any, task: Any) -> str | None:
     """Why `name` cannot be fine-tuned into a classifier for `task`, and what to use instead; None if it can."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
@@ -109,7 +108,7 @@ def _cannot_classify(name: str, config: Any, task: GlueTask) -> str | None:
             f"(kdnlp finetune --model minilm-l6 --task {task.name})")
 
 
-def load_classifier(name: str, task: GlueTask, require_head: bool, **kwargs):
+def load_classifier(name: str, task: Any, require_head: bool, **kwargs):
     """A sequence classifier for `task`: a classifier with the task's labels, or an encoder given a new head."""
     from transformers import AutoModelForSequenceClassification
 

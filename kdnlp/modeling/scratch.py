@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kdnlp.core.errors import KdnlpError
+from kdnlp.core.run import RunFolder
 
 #: arch -> the model class its config names (what `AutoModelForSeq2SeqLM` builds from it).
 ARCHS = {"marian": "MarianMTModel", "bart": "BartForConditionalGeneration", "t5": "T5ForConditionalGeneration"}
@@ -92,8 +93,6 @@ def new_model_folder(output_dir: str | os.PathLike, texts: Iterable[str], arch: 
     """Writes a model folder without weights: config.json, generation_config.json and a tokenizer trained on `texts`
     (give the source and the target texts: the vocabulary is shared). Returns its path."""
     from transformers import GenerationConfig
-
-    from kdnlp.core.run import RunFolder
 
     sizes = {"d_model": d_model, "encoder_layers": encoder_layers, "decoder_layers": decoder_layers, "heads": heads,
              "ffn_dim": ffn_dim, "max_position_embeddings": max_position_embeddings, "dropout": dropout}

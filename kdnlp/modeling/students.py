@@ -14,10 +14,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
+from kdnlp.core.config import from_dict
 from kdnlp.core.errors import KdnlpError, say
-from kdnlp.modeling.layers import check_layers, pick
+from kdnlp.core.run import RunFolder
+from kdnlp.modeling.layers import RULES, check_layers, pick
+from kdnlp.modeling.models import _load, load_config, load_tokenizer
 
 #: model_type -> its layer lists, each (dotted path of the list inside the state dict, config field of its length):
 #: the encoder's, and for encoder-decoder models the decoder's.
@@ -53,6 +57,34 @@ HEAD_COLUMNS = re.compile(r"\.(attention\.output\.dense|out_lin|out_proj|SelfAtt
 LAYER_KEYS = ("layers", "decoder_layers")
 #: The StudentSpec fields that make a student narrower than its teacher.
 SIZE_KEYS = ("hidden_size", "num_attention_heads", "intermediate_size")
+
+
+@dataclass
+class StudentSpec:
+    """How the student is made from the teacher.
+
+    `layers` is a count (chosen by `strategy`, a rule of kdnlp.modeling.layers) or an explicit list of teacher layers,
+    counted from 1 as hidden states (0 is the embeddings). With `init: copy` the student is the teacher with
+    only those layers (DistilBERT-style). For an encoder-decoder teacher `layers` chooses encoder layers and `decoder_layers` decoder layers (the same
+    way; None keeps them all: distilBART's shrink), and the sizes below apply to both. A narrower student
+    (`hidden_size`, `num_attention_heads`, `intermediate_size` below the teacher's) is built from the
+    teacher's config and starts from truncated teacher weights (`init: truncate`) or at random (`init: random`).
+    """
+
+    layers: int | list[int] = 3
+    decoder_layers: int | list[int] | None = None
+    strategy: Literal[RULES] = "uniform"
+    init: Literal["copy", "truncate", "random"] = "copy"
+    hidden_size: int | None = None
+    num_attention_heads: int | None = None
+    intermediate_size: int | None = None
+
+    def validate(self, where: str) -> None:
+        narrow = any(v is not None for v in (self.hidden_size, self.num_attention_heads, self.intermediate_size))
+        if narrow and self.init == "copy":
+            raise KdnlpError(f"{where}: a student of another width cannot copy the teacher's layers; set init: truncate or random")
+        if self.hidden_size is not None and self.num_attention_heads is not None and self.hidden_size % self.num_attention_heads:
+            raise KdnlpError(f"{where}: hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}")
 
 
 def layer_lists(config: Any) -> tuple[tuple[str, str], ...]:
@@ -220,8 +252,6 @@ def load_teacher_model(name: str):
     """The teacher with the class its config names (a classifier, a seq2seq model, or a bare encoder)."""
     import transformers
 
-    from kdnlp.modeling.models import _load, load_config
-
     config = load_config(name)
     arch = (config.architectures or ["AutoModelForSeq2SeqLM" if config.is_encoder_decoder else "AutoModel"])[0]
     cls = getattr(transformers, arch, transformers.AutoModel)
@@ -232,11 +262,6 @@ def init_student_folder(teacher: str, output_dir: str, layers: int | list[int] =
                         overwrite: bool = False, **spec: Any) -> list[int]:
     """Writes the student `StudentSpec(layers, strategy, **spec)` of `teacher` (and its tokenizer) as a model
     folder; returns the teacher layers it starts from."""
-    from kdnlp.core.config import from_dict
-    from kdnlp.modeling.models import load_tokenizer
-    from kdnlp.pipeline.recipe import StudentSpec
-    from kdnlp.core.run import RunFolder
-
     student_spec = from_dict(StudentSpec, {"layers": layers, "strategy": strategy, **spec}, "student")
     folder = RunFolder(output_dir, overwrite)
     teacher_model = load_teacher_model(teacher)

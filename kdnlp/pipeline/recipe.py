@@ -17,49 +17,16 @@ from typing import Any, Literal
 
 import yaml
 
-from kdnlp.core.config import coerce, from_dict
+from kdnlp.core.config import coerce, from_dict, parse_seed
 from kdnlp.core.errors import KdnlpError
-from kdnlp.modeling.layers import RULES
+from kdnlp.losses import LOSSES, LossTerm, parse_term
+from kdnlp.modeling.students import StudentSpec
 from kdnlp.pipeline.sources import SOURCES
+from kdnlp.tasks.multitask.problem import Settings
+from kdnlp.tasks.seq2seq.generation import GenerationSettings
 
 #: TrainingArguments that kdnlp sets itself from the run folder; a recipe may not.
 RESERVED_TRAINING = ("output_dir",)
-
-
-@dataclass
-class StudentSpec:
-    """How the student is made from the teacher.
-
-    `layers` is a count (chosen by `strategy`, a rule of kdnlp.modeling.layers) or an explicit list of teacher layers,
-    counted from 1 as hidden states (0 is the embeddings). With `init: copy` the student is the teacher with
-    only those layers (DistilBERT-style). For an encoder-decoder teacher `layers` chooses encoder layers and `decoder_layers` decoder layers (the same
-    way; None keeps them all: distilBART's shrink), and the sizes below apply to both. A narrower student
-    (`hidden_size`, `num_attention_heads`, `intermediate_size` below the teacher's) is built from the
-    teacher's config and starts from truncated teacher weights (`init: truncate`) or at random (`init: random`).
-    """
-
-    layers: int | list[int] = 3
-    decoder_layers: int | list[int] | None = None
-    strategy: Literal[RULES] = "uniform"
-    init: Literal["copy", "truncate", "random"] = "copy"
-    hidden_size: int | None = None
-    num_attention_heads: int | None = None
-    intermediate_size: int | None = None
-
-    def validate(self, where: str) -> None:
-        narrow = any(v is not None for v in (self.hidden_size, self.num_attention_heads, self.intermediate_size))
-        if narrow and self.init == "copy":
-            raise KdnlpError(f"{where}: a student of another width cannot copy the teacher's layers; set init: truncate or random")
-        if self.hidden_size is not None and self.num_attention_heads is not None and self.hidden_size % self.num_attention_heads:
-            raise KdnlpError(f"{where}: hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}")
-
-
-@dataclass
-class LossTerm:
-    loss: str
-    weight: float = 1.0
-    name: str = ""
-    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,14 +67,10 @@ class Recipe:
 
     def generation_settings(self):
         """How the teacher decodes the targets of `targets: teacher` stages (kdnlp.tasks.seq2seq.generation.GenerationSettings)."""
-        from kdnlp.tasks.seq2seq.generation import GenerationSettings
-
         return from_dict(GenerationSettings, {"max_source_length": self.max_length, **self.generation}, "generation")
 
     @property
     def uses_teacher(self) -> bool:
-        from kdnlp.losses import LOSSES
-
         return any(s.targets != "gold" or any(LOSSES.get(t.loss).uses_teacher for t in s.losses) for s in self.stages)
 
     def stage_training(self, stage: Stage) -> dict[str, Any]:
@@ -233,7 +196,7 @@ def _normalise(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-#: TrainingArguments fields that seed a generator (kdnlp.pipeline.seeds.parse_seed checks them).
+#: TrainingArguments fields that seed a generator (parse_seed checks them).
 SEEDS = ("seed", "data_seed")
 
 
@@ -262,25 +225,8 @@ def _check_training(training: dict[str, Any], where: str) -> dict[str, Any]:
         simple = hint in (int, float, bool, str) or dataclasses.is_dataclass(hint)
         out[key] = coerce(value, hint, f"{where}.{key}") if simple else value
         if key in SEEDS and out[key] is not None:
-            from kdnlp.pipeline.seeds import parse_seed
-
             out[key] = parse_seed(out[key], f"{where}.{key}")
     return out
-
-
-def parse_term(raw: Any, where: str, registry=None) -> LossTerm:
-    """One loss term of `registry` (default: the student's losses, kdnlp.losses.LOSSES)."""
-    from kdnlp.losses import LOSSES
-
-    if not isinstance(raw, dict) or "loss" not in raw:
-        raise KdnlpError(f"{where} must be a mapping with a 'loss' key, got {raw!r}")
-    raw = dict(raw)
-    loss = coerce(raw.pop("loss"), str, f"{where}.loss")
-    cls = (registry or LOSSES).get(loss)
-    weight = coerce(raw.pop("weight", 1.0), float, f"{where}.weight")
-    name = coerce(raw.pop("name", None) or loss, str, f"{where}.name")
-    config = from_dict(cls.Config, raw, f"{where}({loss})")
-    return LossTerm(loss=loss, weight=weight, name=name, params=dataclasses.asdict(config))
 
 
 def _chain_link(raw: dict[str, Any], name: str, first: bool) -> tuple[str, StudentSpec | None]:
@@ -327,8 +273,6 @@ def parse(data: dict[str, Any]) -> Recipe:
         source = coerce(raw.get("data", "task"), str, f"stages.{name}.data")
         kind = SOURCES.get(source)
         if not kind.labelled:
-            from kdnlp.losses import LOSSES
-
             labelled = [t.loss for t in terms if not LOSSES.get(t.loss).uses_teacher]
             if labelled:
                 raise KdnlpError(f"stage '{name}' trains on {kind.examples}, but its loss '{labelled[0]}' needs labels")
@@ -355,8 +299,6 @@ def parse(data: dict[str, Any]) -> Recipe:
         stages=stages,
     )
     if recipe.multitask:
-        from kdnlp.tasks.multitask.problem import Settings
-
         from_dict(Settings, recipe.multitask, "multitask")  # validates the keys and values
     if recipe.generation or any(s.targets != "gold" for s in stages):
         recipe.generation_settings()  # validates the keys and values

@@ -12,37 +12,25 @@ from typing import Any
 
 import yaml
 
-from kdnlp.pipeline import recipe as recipes
 from kdnlp.core.errors import KdnlpError, say
-from kdnlp.tasks.base import TEACHER_PREFIX, Problem
+from kdnlp.core.hashing import weights_digest
+from kdnlp.core.names import TEACHER_PREFIX
 from kdnlp.core.run import SETTINGS, RunFolder, read_json, write_json
+from kdnlp.losses import LOSSES, LossContext
+from kdnlp.modeling.layers import describe
+from kdnlp.modeling.models import load_tokenizer, num_params
+from kdnlp.modeling.students import build_student, student_config
+from kdnlp.pipeline import recipe as recipes
 from kdnlp.pipeline.sources import SOURCES
+from kdnlp.tasks.kinds import get_problem
+from kdnlp.tasks.base import Problem
+from kdnlp.tasks.text import encode_text, load_text
+from kdnlp.training.args import DEFAULT_TRAINING, training_args
+from kdnlp.training.trainer import decoder_tokens
+
 
 #: Written in a stage's folder when the stage has finished, with its metrics.
 STAGE_DONE = "done.json"
-
-#: TrainingArguments kdnlp sets unless the recipe or --set says otherwise.
-DEFAULT_TRAINING: dict[str, Any] = {
-    "report_to": "none",
-    "eval_strategy": "epoch",
-    "save_strategy": "epoch",
-    "save_total_limit": 1,
-    "logging_steps": 50,
-    "per_device_eval_batch_size": 64,
-    "seed": 42,
-}
-
-
-def _training_args(out: Path, settings: dict[str, Any]):
-    import torch
-    from transformers import TrainingArguments
-
-    gpu = torch.accelerator.is_available()
-    defaults = {**DEFAULT_TRAINING, "dataloader_pin_memory": gpu, "use_cpu": not gpu}
-    try:
-        return TrainingArguments(output_dir=str(out), **{**defaults, **settings})
-    except (ValueError, TypeError) as e:
-        raise KdnlpError(f"bad training settings: {str(e).splitlines()[0]}") from None
 
 
 def last_checkpoint(folder: Path) -> str | None:
@@ -132,9 +120,6 @@ class PairedCollator:
 def _teacher_reading(rec: recipes.Recipe, problem: Problem, teacher: str, student: str, tokenizer, sample):
     """The teacher's tokenizer if it reads `sample` differently from the student's, else None. Terms that compare
     the two models token by token or layer by layer need one reading; the others let each read the text its way."""
-    from kdnlp.losses import LOSSES
-    from kdnlp.modeling.models import load_tokenizer
-
     theirs = load_tokenizer(problem.teacher_folder(teacher))
     if theirs.get_vocab() == tokenizer.get_vocab() and problem.encode(sample, theirs, rec.max_length).to_dict() == \
             problem.encode(sample, tokenizer, rec.max_length).to_dict():
@@ -155,10 +140,6 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
             problem_options=None) -> Run:
     """Checks the inputs, loads data and models, and opens the run folder (see `run_recipe`)."""
     import transformers
-
-    from kdnlp.losses import LOSSES
-    from kdnlp.modeling.models import load_tokenizer, num_params
-    from kdnlp.tasks import get_problem
 
     rec = recipe if isinstance(recipe, recipes.Recipe) else recipes.load(recipe, overrides)
     problem = get_problem(task, **(problem_options or {}))
@@ -206,13 +187,11 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
     if teacher_model is not None:
         info["params"]["teacher"] = num_params(teacher_model)
 
-    args = {st.name: _training_args(folder.work / "stages" / st.name, {**problem.training_defaults,
+    args = {st.name: training_args(folder.work / "stages" / st.name, {**problem.training_defaults,
                                                                         **rec.stage_training(st)})
             for st in rec.stages}
     text_set = None
     if text_stages:
-        from kdnlp.tasks.text import encode_text, load_text
-
         raw = load_text(text, max_train_samples, seed)
         text_set = encode_text(raw, tokenizer, rec.max_length)
         if teacher_tokenizer is not None:  # the teacher reads the text its own way, as it reads the task's
@@ -244,8 +223,6 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
 def _check_chain(rec: recipes.Recipe, config, own_reading: bool) -> None:
     """Fails before anything trains if a `teacher: previous` stage cannot build its student from the student before
     it (`config`: the first stage's), or if that teacher would read text differently from the run's teacher."""
-    from kdnlp.modeling.students import student_config
-
     for st in rec.stages:
         if st.teacher != "previous":
             continue
@@ -262,9 +239,6 @@ def _check_word_level(rec: recipes.Recipe, teacher: str, student: str | None, te
     """Fails before anything trains if a term runs the teacher on the student's targets (seq2seq) and the teacher
     cannot make its own decoder inputs from them (kdnlp.training.trainer), or if a term compares the two models' per-token
     distributions and they predict over vocabularies of different sizes."""
-    from kdnlp.losses import LOSSES
-    from kdnlp.training.trainer import decoder_tokens
-
     terms = [(t.name, LOSSES.get(t.loss)) for st in rec.stages for t in st.losses]
     if any(loss.uses_teacher for _, loss in terms):
         decoder_tokens(teacher_model.config)
@@ -282,10 +256,6 @@ def _step_down(run: Run, st: recipes.Stage) -> dict[str, Any]:
     the stage's student is built from it (seeded by the run's seed) as its `student` spec says. Returns the record of
     the pair kept in the stage's metrics and run.json."""
     import transformers
-
-    from kdnlp.training.cache import weights_digest
-    from kdnlp.modeling.models import num_params
-    from kdnlp.modeling.students import build_student
 
     folder = Path(run.stage_teacher(st))
     previous = folder.parent.name
@@ -307,9 +277,6 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
     loss-term parameters by DistillationTrainer). The stage's data source (kdnlp.pipeline.sources) gives its examples and
     builds its trainer."""
     import transformers
-
-    from kdnlp.modeling.layers import describe
-    from kdnlp.losses import LossContext
 
     folder = run.work / "stages" / st.name
     chain = _step_down(run, st) if st.teacher == "previous" else None
@@ -361,8 +328,6 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
 def finish(run: Run, stages: dict[str, Any]) -> dict[str, Any]:
     """Scores the student and moves the run folder into place once the last stage has run; returns the metrics."""
     import transformers
-
-    from kdnlp.modeling.models import num_params
 
     last = list(stages)[-1]
     done = len(stages) == len(run.rec.stages)

@@ -24,26 +24,19 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from kdnlp.pipeline import recipe as recipes
+from kdnlp.core.config import MAX_SEED, parse_seed
 from kdnlp.core.errors import KdnlpError, say
 from kdnlp.core.run import SETTINGS, RunFolder, read_json, write_json
+from kdnlp.pipeline import recipe as recipes
+from kdnlp.pipeline.runner import run_recipe
 from kdnlp.pipeline.sources import SOURCES
+from kdnlp.tasks.kinds import get_problem
 
 SUMMARY = "summary.json"
 #: The recipe whose loss the control trains with.
 CONTROL_LOSS = "baseline"
-#: The options of `run_recipe` that choose the task (kdnlp.tasks.get_problem) rather than the run.
+#: The options of `run_recipe` that choose the task (kdnlp.tasks.kinds.get_problem) rather than the run.
 TASK_OPTIONS = ("source", "target", "num_beams", "max_new_tokens")
-#: The largest seed: numpy's generator, which transformers.set_seed seeds, takes 0 to 2**32 - 1.
-MAX_SEED = 2**32 - 1
-
-
-def parse_seed(value: Any, name: str) -> int:
-    """`value` (text or a number) as a seed of the option or setting `name`: a whole number from 0 to MAX_SEED."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or int(text) > MAX_SEED:
-        raise KdnlpError(f"bad value '{value}' for {name}: a seed is a whole number from 0 to {MAX_SEED}")
-    return int(text)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -135,9 +128,6 @@ def run_seeds(recipe: str | recipes.Recipe, task: str, output_dir: str | Path, s
     (module docstring); returns the summary. `options` are `kdnlp.pipeline.runner.run_recipe`'s (teacher, student, data_dir,
     text, subset sizes, teacher_cache, task options), the same for every run; `resume` continues an interrupted
     seed's stage from its last checkpoint."""
-    from kdnlp.pipeline.runner import run_recipe
-    from kdnlp.tasks import get_problem
-
     if not seeds:
         raise KdnlpError("give at least one seed")
     options = {k: v for k, v in options.items() if v is not None}

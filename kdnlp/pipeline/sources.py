@@ -7,14 +7,12 @@ logits can be cached), whether it reads the task's train split, and how its stag
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from kdnlp.core.errors import KdnlpError
 from kdnlp.core.registry import Registry
-
-if TYPE_CHECKING:
-    from kdnlp.pipeline.runner import Run
-    from kdnlp.pipeline.recipe import Stage
+from kdnlp.methods.datafree.trainer import data_free_trainer, latent_seeds, parse_settings
+from kdnlp.training.trainer import DistillationTrainer
 
 
 class Source:
@@ -35,14 +33,12 @@ class Source:
         return {}
 
     @classmethod
-    def train_set(cls, run: "Run", st: "Stage"):
+    def train_set(cls, run, st):
         raise NotImplementedError
 
     @classmethod
-    def trainer(cls, run: "Run", st: "Stage", **kwargs):
+    def trainer(cls, run, st, **kwargs):
         """The stage's trainer, from the arguments every stage shares (kdnlp.pipeline.runner.run_stage)."""
-        from kdnlp.training.trainer import DistillationTrainer
-
         return DistillationTrainer(**kwargs)
 
 
@@ -84,20 +80,14 @@ class GeneratedSource(Source):
 
     @classmethod
     def settings(cls, raw, where):
-        from kdnlp.methods.datafree.trainer import parse_settings
-
         return parse_settings(raw, where)
 
     @classmethod
     def train_set(cls, run, st):
-        from kdnlp.methods.datafree.trainer import latent_seeds
-
         ds = latent_seeds(st.generator, run.args[st.name])
         run.train_sizes["generated"] = len(ds)
         return ds
 
     @classmethod
     def trainer(cls, run, st, **kwargs):
-        from kdnlp.methods.datafree.trainer import data_free_trainer
-
         return data_free_trainer(run, st, **kwargs)

@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 
 from kdnlp.core.errors import KdnlpError
+from kdnlp.losses import CompositeLoss
+from kdnlp.modeling.students import build_student
 
 if TYPE_CHECKING:
     import datasets
-
-#: Prefix of the columns holding the teacher's own tokenisation, when it reads text differently from the student.
-TEACHER_PREFIX = "teacher_"
 
 #: What a model's `logits` hold: one row of class scores per example, one score per example, or one row of
 #: vocabulary scores per target token (the losses mask those to real target tokens).
@@ -105,14 +104,10 @@ class Problem:
 
     def build_student(self, teacher, spec) -> tuple[Any, list[int]]:
         """The student a recipe's `student` section makes from the loaded teacher, and the teacher layers it keeps."""
-        from kdnlp.modeling.students import build_student
-
         return build_student(teacher, spec)
 
     def build_loss(self, terms: list, ctx):
-        """A stage's loss from its recipe terms (kdnlp.pipeline.recipe.LossTerm) and what they compare (LossContext)."""
-        from kdnlp.losses import CompositeLoss
-
+        """A stage's loss from its recipe terms (kdnlp.losses.LossTerm) and what they compare (LossContext)."""
         return CompositeLoss.build(terms, ctx)
 
     def export(self, model, tokenizer, folder) -> None:

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kdnlp.core.errors import KdnlpError
+from kdnlp.core.run import RunFolder
+from kdnlp.modeling.models import _load, load_tokenizer
+from kdnlp.tasks.glue.data import SPLITS, get_task, load_split, task_file, write_tsv
 
 if TYPE_CHECKING:
     import numpy as np
-
 
 def _check(p: float, n: int, m: int, batch_size: int) -> None:
     if not 0 <= p <= 1:
@@ -35,8 +37,6 @@ def load_fill_mask(name: str):
     """
     import torch
     from transformers import AutoModelForMaskedLM
-
-    from kdnlp.modeling.models import _load, load_tokenizer
 
     tokenizer = load_tokenizer(name)
     if tokenizer.mask_token is None:
@@ -213,9 +213,6 @@ def augment_glue(task: str, data_dir: str | None, output_dir: str | os.PathLike,
     augments only the first sentence). The validation file is copied along so the folder is complete; `data_dir=None`
     reads the Hub dataset. Returns the task, split, examples read and written, and the written file's path.
     """
-    from kdnlp.tasks.glue.data import SPLITS, get_task, load_split, task_file, write_tsv
-    from kdnlp.core.run import RunFolder
-
     spec = get_task(task)
     if split not in SPLITS:
         raise KdnlpError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")

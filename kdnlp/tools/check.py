@@ -16,6 +16,11 @@ from typing import Any
 
 from kdnlp.core.errors import KdnlpError
 from kdnlp.core.run import SETTINGS, read_json
+from kdnlp.pipeline.seeds import SUMMARY, expand, is_seeds_folder
+from kdnlp.tasks.kinds import get_problem
+from kdnlp.tasks.glue import data as glue
+from kdnlp.tasks.glue import metrics
+from kdnlp.tasks.glue.problem import GlueProblem
 
 #: Points (the task's display scale: 100 for GLUE) below its control from which a student is flagged.
 THRESHOLD = 5.0
@@ -24,9 +29,6 @@ THRESHOLD = 5.0
 def majority_score(task: str, data_dir: str | None = None, max_samples: int | None = None) -> float:
     """The task score of predicting the most frequent dev label for every one of the first `max_samples` dev
     examples (all without it); 0.0 for a regression task."""
-    from kdnlp.tasks.glue import metrics
-    from kdnlp.tasks.glue import data as glue
-
     glue_task = glue.get_task(task)
     if glue_task.regression:
         return 0.0
@@ -66,13 +68,11 @@ def _scores(members: dict[int, str], problem) -> dict[int, float]:
     return out
 
 
-def check_folders(folders: list[str], threshold: float = THRESHOLD, data_dir: str | None = None) -> list[dict[str, Any]]:
+def check_folders(folders: list[str], threshold: float | None = None, data_dir: str | None = None) -> list[dict[str, Any]]:
     """One row per seeds folder: task, recipe, the student's and the control's mean task score, their difference,
-    the majority-class score and the `flags`. `data_dir` replaces the data folder the runs were started with."""
-    from kdnlp.tasks import get_problem
-    from kdnlp.tasks.glue.problem import GlueProblem
-    from kdnlp.pipeline.seeds import SUMMARY, expand, is_seeds_folder
-
+    the majority-class score and the `flags` (`threshold`: default THRESHOLD). `data_dir` replaces the data folder the
+    runs were started with."""
+    threshold = THRESHOLD if threshold is None else threshold
     if threshold < 0:
         raise KdnlpError(f"bad value {threshold} for --threshold: give points below the control, 0 or more")
     not_seeds = [f for f in folders if not is_seeds_folder(f)]

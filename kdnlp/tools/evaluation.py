@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from kdnlp.modeling.models import load_tokenizer, num_params
+from kdnlp.pipeline.seeds import compare, expand, format_comparisons
+from kdnlp.tasks.kinds import get_problem
+
 
 def evaluate_models(
     names: list[str],
@@ -20,10 +24,6 @@ def evaluate_models(
 
     A seeds folder (`kdnlp distill --seeds`, kdnlp.pipeline.seeds) stands for its run folders, each scored here, and adds an
     entry to `seeds`: the mean ± sd of the scores measured here and the paired difference to its control."""
-    from kdnlp.modeling.models import load_tokenizer, num_params
-    from kdnlp.tasks import get_problem
-    from kdnlp.pipeline.seeds import compare, expand
-
     problem = get_problem(task, **problem_options)
     ds = problem.load(split, data_dir, max_samples)
     names, folders = expand(names)
@@ -72,8 +72,6 @@ def format_table(result: dict[str, Any]) -> str:
     title = f"{result['task']} {result['split']} ({result['examples']} examples{shown})"
     table = title + "\n" + "\n".join(lines)
     if result.get("seeds"):
-        from kdnlp.pipeline.seeds import format_comparisons
-
         table += "\n\nOver seeds (scores above; difference: recipe - control of the same seed, ± its standard error)\n"
         table += format_comparisons(result["seeds"], scale)
     return table

@@ -12,9 +12,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from kdnlp.tasks.glue import data as glue
 from kdnlp.core.errors import KdnlpError, say
 from kdnlp.core.run import RunFolder, read_json, write_json
+from kdnlp.modeling.models import check_classifier, load_classifier, load_tokenizer, resolve
+from kdnlp.tasks.glue import data as glue
+from kdnlp.tasks.glue import metrics
+from kdnlp.tasks.glue.problem import predict
 
 #: Placeholder prediction of `--fill-missing` rows: class index 0 (0 for CoLA, SST-2, MRPC, QQP and WNLI,
 #: `entailment` for QNLI, RTE, MNLI and AX), and the middle of STS-B's 0..5 scale.
@@ -47,8 +50,6 @@ def _trained_for(root: Path) -> str | None:
 def task_models(model: str, tasks: list[str], named: bool = False) -> dict[str, str]:
     """The model of each task of `tasks` that `model` was trained for (see the module's docstring); `named`: the
     user named `tasks` (--tasks), the only way to say what a model without a run folder was trained for."""
-    from kdnlp.modeling.models import check_classifier, resolve
-
     root = Path(model)
     if (root / "tasks").is_dir():
         found: dict[str, str] = {}
@@ -82,9 +83,6 @@ class _Models:
 
     def predict(self, path: str, task: glue.GlueTask, head: glue.GlueTask, ds) -> Any:
         """Class indices (or STS-B scores) of `path`, loaded as a classifier for `head`, on `ds`."""
-        from kdnlp.modeling.models import load_classifier, load_tokenizer
-        from kdnlp.tasks.glue.problem import predict
-
         if path not in self.loaded:
             self.loaded[path] = (load_classifier(path, head, require_head=True), load_tokenizer(path))
         model, tokenizer = self.loaded[path]
@@ -109,8 +107,6 @@ def run_glue(
     GLUE average) and `results.json` in `output_dir`. With `predict_test`, also the leaderboard's files in
     `submission/` and `submission.zip` (see `submission_files`). Everything is scored before the folder is opened,
     so a failed check or model leaves nothing behind."""
-    from kdnlp.tasks.glue import metrics
-
     glue.check_max_samples(max_samples)
     for option, value in (("--max-length", max_length), ("--batch-size", batch_size)):
         if value is not None and value < 1:

@@ -16,9 +16,14 @@ from typing import Any, Callable
 
 import yaml
 
-from kdnlp.tasks.glue import data as glue
 from kdnlp.core.errors import KdnlpError, say
 from kdnlp.core.run import read_json
+from kdnlp.losses import LOSSES
+from kdnlp.modeling.models import ALIASES, resolve
+from kdnlp.pipeline.seeds import SUMMARY
+from kdnlp.tasks.kinds import get_problem
+from kdnlp.tasks.glue import data as glue
+from kdnlp.tools.evaluation import evaluate_models
 
 #: The files of a model folder that are the model: weights, config, tokenizer.
 STUDENT_FILES = ("*.safetensors", "model.safetensors.index.json", "config.json", "generation_config.json",
@@ -38,10 +43,6 @@ def hub_api(token: str | None):
 
 def published(run_dir: Path, task: str | None = None):
     """The run's model that is uploaded (kdnlp.tasks.base.Published), as the run's kind of task says."""
-    from kdnlp.tasks import get_problem
-
-    from kdnlp.pipeline.seeds import SUMMARY
-
     run = _read_json(run_dir / "run.json")
     if (run_dir / SUMMARY).is_file():
         raise KdnlpError(f"'{run_dir}' is a seeds folder (distill --seeds): push one of its runs, e.g. "
@@ -70,8 +71,6 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _origin(name: str | None) -> tuple[str | None, str | None]:
     """(Hub id, license) of the model `name` comes from: itself if a Hub id, the alias's Hub id, or for a kdnlp run
     folder the model it was trained from, recursively. The license is read from the nearest model card found."""
-    from kdnlp.modeling.models import ALIASES, resolve
-
     license_ = None
     for _ in range(8):  # a run folder's run.json names its start: follow the chain a few links at most
         if name is None:
@@ -136,8 +135,6 @@ def _loss_lines(recipe: dict[str, Any], run: dict[str, Any]) -> list[str]:
 
 
 def _citations(recipe: dict[str, Any]) -> list[str]:
-    from kdnlp.losses import LOSSES
-
     papers = [recipe.get("paper", "")]
     papers += [LOSSES.get(t["loss"]).paper for st in recipe.get("stages", []) for t in st["losses"]]
     return list(dict.fromkeys(p for p in papers if p))
@@ -252,8 +249,6 @@ def speed_from_eval(path: str | Path, run_dir: str | Path, task: str | None = No
 def measure_speed(run_dir: str | Path, data_dir: str | None, samples: int = 256, task: str | None = None) -> dict[str, Any]:
     """Latency and throughput of the (first) teacher and the published model measured now, on the first dev examples
     of the task."""
-    from kdnlp.tools.evaluation import evaluate_models
-
     part = published(Path(run_dir), task)
     names = [n for n in (part.teacher and part.teacher.split(",")[0], str(Path(run_dir) / part.folder)) if n]
     result = evaluate_models(names, part.task, data_dir=data_dir, max_samples=samples, speed=True)

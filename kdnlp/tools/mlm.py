@@ -14,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from kdnlp.core.errors import KdnlpError, say
+from kdnlp.core.run import RunFolder, write_json
+from kdnlp.modeling.models import _load, load_tokenizer
+from kdnlp.tasks.glue.data import get_task, load_split
+from kdnlp.tasks.text import encode_text
+from kdnlp.training.args import training_args
 
 #: Written in the output folder: the settings and the masked-LM loss before and after training.
 RECORD = "mlm.json"
@@ -45,12 +50,6 @@ def train_mlm(teacher: str, task: str, output_dir: str | os.PathLike, data_dir: 
     with `seed`, before and after training."""
     import torch
     from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling, Trainer
-
-    from kdnlp.tasks.glue.data import get_task, load_split
-    from kdnlp.tasks.text import encode_text
-    from kdnlp.pipeline.runner import _training_args
-    from kdnlp.modeling.models import _load, load_tokenizer
-    from kdnlp.core.run import RunFolder, write_json
 
     if not 0 < mlm_probability < 1:
         raise KdnlpError(f"bad mlm probability {mlm_probability}: must be between 0 and 1")
@@ -87,7 +86,7 @@ def train_mlm(teacher: str, task: str, output_dir: str | os.PathLike, data_dir: 
     before = _masked_loss(model, batches)
 
     work = folder.start(settings)
-    args = _training_args(work / "trainer", {
+    args = training_args(work / "trainer", {
         "num_train_epochs": epochs, "max_steps": max_steps or -1, "learning_rate": learning_rate,
         "per_device_train_batch_size": batch_size, "warmup_steps": 0.06, "weight_decay": 0.01, "seed": seed,
         "eval_strategy": "no", "save_strategy": "no", "logging_steps": 50})

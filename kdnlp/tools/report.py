@@ -15,7 +15,9 @@ from typing import Any
 
 from kdnlp.core.errors import KdnlpError, say
 from kdnlp.core.run import SETTINGS, RunFolder, read_json, write_json
+from kdnlp.modeling.models import resolve
 from kdnlp.pipeline.seeds import compare, expand, format_comparisons, mean_sd
+from kdnlp.tools.evaluation import evaluate_models
 
 PLOT = "report.png"
 
@@ -40,8 +42,6 @@ def _run_info(path: Path) -> dict[str, Any]:
 
 def disk_size(name: str) -> int:
     """Bytes of a model's weight files (safetensors, or PyTorch .bin when it has no safetensors)."""
-    from kdnlp.modeling.models import resolve
-
     folder = Path(resolve(name))
     weights = list(folder.glob("*.safetensors")) or list(folder.glob("*.bin"))
     return sum(p.stat().st_size for p in weights)
@@ -57,8 +57,6 @@ def build_report(
 ) -> dict[str, Any]:
     """Scores and times the teacher (`teacher`, else the runs' teacher) and every run on the runs' task, and writes
     `report.md`, `report.json` and `report.png` (metric against batch-32 throughput) in `output_dir`."""
-    from kdnlp.tools.evaluation import evaluate_models
-
     if not run_dirs:
         raise KdnlpError("give at least one run folder")
     paths, folders = expand([str(p) for p in run_dirs])

@@ -21,14 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from kdnlp.core.errors import say
-from kdnlp.tasks.base import TEACHER_PREFIX
+from kdnlp.core.hashing import cache_dir, weights_digest
+from kdnlp.core.names import TEACHER_PREFIX
 
 if TYPE_CHECKING:
     import datasets
@@ -40,25 +40,6 @@ COLUMN = "teacher_logits"
 #: Inputs the teacher reads; everything else in a batch (labels, cached logits) is not fed to it. `task_ids`: a
 #: multi-task row's task, which picks its teachers (kdnlp.tasks.multitask.problem).
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "task_ids")
-
-
-def cache_dir() -> Path:
-    if os.environ.get("KDNLP_CACHE"):
-        return Path(os.environ["KDNLP_CACHE"])
-    import datasets
-
-    return Path(datasets.config.HF_DATASETS_CACHE) / "kdnlp-teacher"
-
-
-def weights_digest(model: torch.nn.Module) -> str:
-    """Hash of the model's weights, their dtype and its attention implementation: what makes two loaded models
-    compute the same outputs."""
-    dtype = next(model.parameters()).dtype
-    h = hashlib.sha256(f"{dtype} {model.config._attn_implementation}".encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def model_inputs(ds: "datasets.Dataset") -> list[str]:

@@ -32,7 +32,7 @@ from kdnlp.training import cache
 from kdnlp.modeling.capture import capture
 from kdnlp.core.errors import KdnlpError
 from kdnlp.losses import CompositeLoss
-from kdnlp.tasks.base import TEACHER_PREFIX
+from kdnlp.core.names import TEACHER_PREFIX
 
 #: File in each checkpoint holding the loss terms' parameters (projections), so a resumed stage gets them back.
 LOSS_STATE = "kdnlp_loss.pt"

@@ -28,10 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdnlp.training import cache
 from kdnlp.core.config import from_dict
 from kdnlp.core.errors import KdnlpError, say
+from kdnlp.losses import parse_term
 from kdnlp.methods.datafree.losses import GENERATOR_LOSSES, Combination, GeneratorLoss
+from kdnlp.modeling.models import load_tokenizer
+from kdnlp.training import cache
 from kdnlp.training.trainer import DistillationTrainer
 
 if TYPE_CHECKING:
@@ -78,8 +80,6 @@ class GeneratorSettings:
 
 def parse_settings(raw: Any, where: str) -> dict[str, Any]:
     """The `generator` section validated, as plain data in the recipe's shape (terms as {loss, name, weight, ...})."""
-    from kdnlp.pipeline.recipe import parse_term
-
     settings = from_dict(GeneratorSettings, raw, where)
     terms = [parse_term(t, f"{where}.losses[{i}]", GENERATOR_LOSSES) for i, t in enumerate(settings.losses)]
     names = [t.name for t in terms]
@@ -310,8 +310,6 @@ def check_shared_vocabulary(teacher_name: str, student_name: str, teacher, stude
 
 def data_free_trainer(run, st, **kwargs) -> DataFreeTrainer:
     """The trainer of `data: generated` stage `st` (kdnlp.pipeline.sources.GeneratedSource), from run_stage's arguments."""
-    from kdnlp.modeling.models import load_tokenizer
-
     if run.problem.outputs != "classes":
         raise KdnlpError(f"data-free distillation needs a classification task; {run.problem.name} has {run.problem.outputs} outputs")
     teacher = run.teacher_model

@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import math
-import statistics
-import time
 from typing import TYPE_CHECKING, Any
 
-from kdnlp.tasks.glue import data as glue
-from kdnlp.core.errors import KdnlpError
+from kdnlp.modeling.models import check_classifier, load_classifier
 from kdnlp.tasks.base import Problem
+from kdnlp.tasks.glue import data as glue
+from kdnlp.tasks.glue import metrics
+from kdnlp.tasks.glue.metrics import task_score
+from kdnlp.tasks.speed import speed_batches, timed
 
 if TYPE_CHECKING:
     import datasets
-
 
 class GlueProblem(Problem):
     display_scale = 100.0
@@ -50,32 +50,22 @@ class GlueProblem(Problem):
         return DataCollatorWithPadding(tokenizer)
 
     def check_teacher(self, name):
-        from kdnlp.modeling.models import check_classifier
-
         check_classifier(name, self.task)
 
     def load_model(self, name, require_head, **kwargs):
-        from kdnlp.modeling.models import load_classifier
-
         return load_classifier(name, self.task, require_head, **kwargs)
 
     def compute_metrics(self):
-        from kdnlp.tasks.glue import metrics
-
         def compute(pred):
             return metrics.compute(self.task, pred.predictions, pred.label_ids)
 
         return compute
 
     def score(self, model, tokenizer, ds, max_length, batch_size):
-        from kdnlp.tasks.glue import metrics
-
         logits = predict(model, tokenizer, self.encode(ds, tokenizer, max_length), batch_size)
         return metrics.compute(self.task, logits, ds["label"])
 
     def task_score(self, metrics):
-        from kdnlp.tasks.glue.metrics import task_score
-
         return task_score(self.task, metrics)
 
     def speed(self, model, tokenizer, ds, max_length):
@@ -100,33 +90,6 @@ def predict(model, tokenizer, dataset: "datasets.Dataset", batch_size: int = 64)
             batch = collate(columns)
             out.append(model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float().cpu().numpy())
     return np.concatenate(out)
-
-
-def timed(run, singles: list, batches: list, repeats: int = 3) -> dict[str, float]:
-    """Median latency (ms) of `run` on one example at a time, and examples/s over `batches` (best of `repeats`),
-    after a warm-up. `run` takes a list of examples."""
-    for x in singles[:8]:
-        run([x])  # warm-up
-    latencies = []
-    for x in singles:
-        start = time.perf_counter()
-        run([x])
-        latencies.append(time.perf_counter() - start)
-    run(batches[0])
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for b in batches:
-            run(b)
-        best = min(best, time.perf_counter() - start)
-    return {"latency_ms_b1": 1000 * statistics.median(latencies), "throughput_b32": sum(map(len, batches)) / best}
-
-
-def speed_batches(examples: list, limit: int = 256) -> tuple[list, list]:
-    """Up to 64 single examples and up to `limit` examples in full batches of 32 (at least 32 examples needed)."""
-    if len(examples) < 32:
-        raise KdnlpError(f"speed needs at least 32 examples, got {len(examples)}")
-    return examples[:64], [examples[i : i + 32] for i in range(0, min(len(examples), limit) - 31, 32)]
 
 
 def measure_speed(model, tokenizer, texts: list, max_length: int = 128, repeats: int = 3) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from kdnlp.core.errors import KdnlpError
 from kdnlp.losses.composite import CompositeLoss
-from kdnlp.tasks.multitask.problem import TASK
+from kdnlp.core.names import TASK
 
 
 class MultiTaskModel(BertPreTrainedModel):

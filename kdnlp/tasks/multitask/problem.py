@@ -16,17 +16,24 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from kdnlp.tasks.glue import data as glue
+from kdnlp.core.config import from_dict
 from kdnlp.core.errors import KdnlpError
+from kdnlp.core.names import TASK
+from kdnlp.losses import CompositeLoss
+from kdnlp.modeling.models import check_classifier, load_classifier, load_tokenizer, resolve
+from kdnlp.modeling.students import build_student
 from kdnlp.tasks.base import Problem, Published
+from kdnlp.tasks.glue import data as glue
+from kdnlp.tasks.glue import metrics
+from kdnlp.tasks.glue.metrics import task_score
+from kdnlp.tasks.glue.problem import predict
+from kdnlp.tasks.multitask.model import Ensemble, MultiTaskLoss, MultiTaskModel, TaskBatches, soft_targets
 
 if TYPE_CHECKING:
     import datasets
 
 #: Prefix of a multi-task problem's task key.
 PREFIX = "tasks:"
-#: The column (and model input) holding each row's task index.
-TASK = "task_ids"
 
 
 @dataclass
@@ -77,8 +84,6 @@ def parse_teachers(spec: str, tasks: list[str]) -> dict[str, list[str]]:
 
 def _model_key(name: str) -> str:
     """The model folder `name` stands for (a run folder's model/, any spelling of a path), or the name itself."""
-    from kdnlp.modeling.models import resolve
-
     try:
         found = resolve(name)
     except KdnlpError:  # reported when the teacher is loaded
@@ -119,8 +124,6 @@ class MultiTaskProblem(Problem):
         return (*(f"{t.name}/{m}" for t in self.tasks for m in t.metrics), "average", "ensemble/average")
 
     def configure(self, rec) -> None:
-        from kdnlp.core.config import from_dict
-
         self.settings = from_dict(Settings, rec.multitask, "multitask")
 
     # ---- data ----
@@ -160,8 +163,6 @@ class MultiTaskProblem(Problem):
         return DataCollatorWithPadding(tokenizer)
 
     def train_batches(self, ds, batch_size, seed, processes):
-        from kdnlp.tasks.multitask.model import TaskBatches
-
         s = self.settings
         return TaskBatches(ds[TASK], [t.name for t in self.tasks], batch_size, s.sampling, s.tau, seed, processes)
 
@@ -173,8 +174,6 @@ class MultiTaskProblem(Problem):
         return parse_teachers(name, [t.name for t in self.tasks])
 
     def check_teacher(self, name):
-        from kdnlp.modeling.models import check_classifier, load_tokenizer
-
         teachers = self._teachers(name)
         first_vocab = None
         for task, names in zip(self.tasks, teachers.values()):
@@ -193,13 +192,8 @@ class MultiTaskProblem(Problem):
 
     def load_model(self, name, require_head, **kwargs):
         if not require_head:
-            from kdnlp.tasks.multitask.model import MultiTaskModel
-
             raise KdnlpError(f"a multi-task student is built from the teachers; drop --student '{name}' "
                              f"(its encoder: {MultiTaskModel.__name__} starts from the first teacher's layers)")
-        from kdnlp.modeling.models import load_classifier
-        from kdnlp.tasks.multitask.model import Ensemble
-
         teachers = self._teachers(name)
         self.teachers = teachers
         self.ensemble = Ensemble([[load_classifier(n, task, True, **kwargs) for n in teachers[task.name]]
@@ -209,17 +203,11 @@ class MultiTaskProblem(Problem):
     def build_student(self, teacher, spec):
         """The first task's first teacher made a student as for one task, its encoder shared by heads copied
         from each task's first teacher."""
-        from kdnlp.tasks.multitask.model import MultiTaskModel
-        from kdnlp.modeling.students import build_student
-
         student, ids = build_student(teacher.members[0][0], spec)
         heads = {t.name: m[0] for t, m in zip(self.tasks, teacher.members)}
         return MultiTaskModel.from_student(student, heads), ids
 
     def build_loss(self, terms, ctx):
-        from kdnlp.losses import CompositeLoss
-        from kdnlp.tasks.multitask.model import MultiTaskLoss
-
         per_task = {}
         for task in self.tasks:
             task_ctx = dataclasses.replace(ctx, num_labels=task.num_labels,
@@ -257,16 +245,12 @@ class MultiTaskProblem(Problem):
 
     # ---- evaluation ----
     def _task_scores(self, i: int, logits, labels) -> dict[str, float]:
-        from kdnlp.tasks.glue import metrics
-
         task = self.tasks[i]
         m = metrics.compute(task, logits[:, : task.num_labels], labels if task.regression else labels.astype(np.int64))
         return {f"{task.name}/{k}": float(v) for k, v in m.items()}
 
     def _scores(self, logits, labels, ids) -> dict[str, float]:
         """Each task's metrics on its rows, and `average`: the mean of the tasks' scores (GLUE's, per task)."""
-        from kdnlp.tasks.glue.metrics import task_score
-
         out: dict[str, float] = {}
         scores = []
         for i, task in enumerate(self.tasks):
@@ -287,9 +271,6 @@ class MultiTaskProblem(Problem):
         """The student's metrics and, where the teachers were loaded, the ensemble's (`ensemble/...`) and each
         teacher's alone (`teacher<j>/<task>/...`) on the same dev rows."""
         import torch
-
-        from kdnlp.tasks.multitask.model import soft_targets
-        from kdnlp.tasks.glue.problem import predict
 
         final = super().final_metrics(evaluated, model, tokenizer, dev, max_length)
         if self.ensemble is None:

@@ -30,13 +30,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from kdnlp.core.errors import KdnlpError, say
+from kdnlp.core.hashing import cache_dir, weights_digest
+from kdnlp.core.run import RunFolder, read_json, write_json
+from kdnlp.modeling.models import _load, load_config, load_tokenizer
+from kdnlp.tasks.seq2seq.data import load_pairs
 
 if TYPE_CHECKING:
     import datasets
 
 #: Bumped when the layout of a cache entry or its key changes.
 VERSION = 1
-#: Where generated targets live under kdnlp.training.cache.cache_dir().
+#: Where generated targets live under kdnlp.core.hashing.cache_dir().
 FOLDER = "generate"
 
 Hypotheses = list[tuple[str, float]]
@@ -173,8 +177,6 @@ def generate(model, tokenizer, sources: list[str], settings: GenerationSettings 
 
 def check_teacher(name: str) -> None:
     """`name` must be an encoder-decoder model (checked from its config, before any weights are read)."""
-    from kdnlp.modeling.models import load_config
-
     config = load_config(name)
     if not config.is_encoder_decoder:
         architectures = ", ".join(config.architectures or ["unknown"])
@@ -188,8 +190,6 @@ def load_teacher(name: str, device=None):
     import torch
     from transformers import AutoModelForSeq2SeqLM
 
-    from kdnlp.modeling.models import _load, load_tokenizer
-
     check_teacher(name)
     model = _load(AutoModelForSeq2SeqLM.from_pretrained, name)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -197,7 +197,7 @@ def load_teacher(name: str, device=None):
 
 
 def cache_key(model, tokenizer, sources: list[str], ids: list[list[int]], settings: GenerationSettings) -> str:
-    """Hash of everything that changes the outputs: the teacher's weights and dtype (kdnlp.training.cache.weights_digest),
+    """Hash of everything that changes the outputs: the teacher's weights and dtype (kdnlp.core.hashing.weights_digest),
     the device kind, the generation config the settings make, the sources in order with their token ids, and the
     tokenizer's vocabulary (it decodes the outputs).
 
@@ -205,9 +205,7 @@ def cache_key(model, tokenizer, sources: list[str], ids: list[list[int]], settin
     random-weight Marian on 200 Multi30k sources, 2 best outputs differed between batch sizes 1 and 64 (scores within
     1e-6: random weights make such near-ties common), so an entry holds exactly what one batch size gives.
     """
-    from kdnlp.training import cache
-
-    h = hashlib.sha256(f"kdnlp-generate v{VERSION} {cache.weights_digest(model)}".encode())
+    h = hashlib.sha256(f"kdnlp-generate v{VERSION} {weights_digest(model)}".encode())
     h.update(next(model.parameters()).device.type.encode())
     h.update(json.dumps(asdict(settings), sort_keys=True).encode())
     h.update(generation_config(model, tokenizer, settings).to_json_string(use_diff=False).encode())
@@ -220,8 +218,6 @@ def cache_key(model, tokenizer, sources: list[str], ids: list[list[int]], settin
 def _read_shard(path: Path, rows: list[int], k: int) -> list[Hypotheses] | None:
     """The outputs in the shard `path` if it holds the `k` best of each of `rows`, else None: a missing shard, or a
     damaged one (cut short, edited), which is named and removed, to be decoded again."""
-    from kdnlp.core.run import read_json
-
     if not path.is_file():
         return None
     again = "decoding its sources again"
@@ -243,8 +239,6 @@ def _read_shard(path: Path, rows: list[int], k: int) -> list[Hypotheses] | None:
 def _shards(folder: Path, order: list[int], settings: GenerationSettings, shard_size: int) -> list[list[int]]:
     """The rows of each shard of the entry `folder`, as its plan says: the shard size of an interrupted run wins, so
     its shards stay valid. A missing or damaged plan is written anew (shards that do not fit it are redone)."""
-    from kdnlp.core.run import read_json, write_json
-
     plan = folder / "plan.json"
     try:
         per_shard = read_json(plan, "shard_size")["shard_size"]
@@ -269,16 +263,13 @@ def cached_generate(model, tokenizer, sources: list[str], settings: GenerationSe
     import torch
     from tqdm.auto import tqdm
 
-    from kdnlp.training import cache
-    from kdnlp.core.run import read_json, write_json
-
     settings = settings or GenerationSettings()
     if shard_size < 1:
         raise KdnlpError(f"bad shard size {shard_size}: must be at least 1")
     sources = list(sources)
     ids = encode(tokenizer, sources, settings)
     key = cache_key(model, tokenizer, sources, ids, settings)
-    entry = cache.cache_dir() / FOLDER / key
+    entry = cache_dir() / FOLDER / key
     work = entry.with_name(key + ".partial")
     order = length_order(ids)
     if (entry / "meta.json").is_file():
@@ -318,7 +309,7 @@ def cached_generate(model, tokenizer, sources: list[str], settings: GenerationSe
                 bar.update(len(batch_rows))
             write_json(paths[j], {"rows": shards[j], "hypotheses": found[j]})
     write_json(work / "meta.json", {
-        "version": VERSION, "teacher": model.config.name_or_path, "weights": cache.weights_digest(model),
+        "version": VERSION, "teacher": model.config.name_or_path, "weights": weights_digest(model),
         "settings": asdict(settings), "sources": len(sources), "shards": len(shards),
         "seconds_last_run": round(time.perf_counter() - start, 3)})
     try:
@@ -384,8 +375,6 @@ def generate_folder(teacher: str, data_dir: str, output_dir: str | os.PathLike, 
     is built in `<output_dir>.partial` and moved into place when complete. Returns generation.json's content with
     the folder's path.
     """
-    from kdnlp.core.run import RunFolder, write_json
-
     settings = settings or GenerationSettings()
     folder = RunFolder(output_dir, overwrite)
     data = {"dir": str(data_dir), "split": split, "source": source, "target": target, "max_samples": max_samples,
@@ -394,8 +383,6 @@ def generate_folder(teacher: str, data_dir: str, output_dir: str | os.PathLike, 
     folder.check(run_settings)
     check_teacher(teacher)
     start = time.perf_counter()
-    from kdnlp.tasks.seq2seq.data import load_pairs  # here, after the checks that need no data
-
     pairs = load_pairs(data_dir, split, source=source, target=target, max_samples=max_samples, seed=seed)
     model, tokenizer = load_teacher(teacher)
     hypotheses, entry = cached_generate(model, tokenizer, pairs["source"], settings, shard_size)

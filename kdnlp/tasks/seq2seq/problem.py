@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from kdnlp.core.errors import KdnlpError, say
+from kdnlp.modeling.models import _load, load_config, resolve
 from kdnlp.tasks.base import Problem
+from kdnlp.tasks.seq2seq import metrics as seq2seq
+from kdnlp.tasks.seq2seq.data import load_pairs
+from kdnlp.tasks.seq2seq.generation import (GenerationSettings, check_teacher, generate, generation_config,
+                                            teacher_targets)
+from kdnlp.tasks.seq2seq.metrics import closest_to_reference
+from kdnlp.tasks.speed import speed_batches, timed
 
 #: Seq2seq task names: the metrics each reports (the first ranks models), and the function of
 #: kdnlp.tasks.seq2seq.metrics that computes them from decoded text.
@@ -38,14 +45,10 @@ class Seq2SeqProblem(Problem):
 
     def generation(self, max_length: int, **changes: Any):
         """The decoding settings of evaluation (greedy when num_beams is 1)."""
-        from kdnlp.tasks.seq2seq.generation import GenerationSettings
-
         return GenerationSettings(**{"num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens,
                                      "max_source_length": max_length, **changes})
 
     def load(self, split, data_dir, max_samples=None, seed=42, labeled=True):
-        from kdnlp.tasks.seq2seq.data import load_pairs
-
         if data_dir is None:
             raise KdnlpError(f"{self.name} needs --data-dir: a folder of parallel files, a saved dataset or a Hub id")
         return load_pairs(data_dir, split, self.source, self.target, max_samples, seed)
@@ -73,9 +76,6 @@ class Seq2SeqProblem(Problem):
             raise KdnlpError(f"unknown targets '{targets}'; valid: {', '.join(TARGETS)}")
         import datasets
 
-        from kdnlp.tasks.seq2seq.generation import teacher_targets
-        from kdnlp.tasks.seq2seq.metrics import closest_to_reference
-
         out = teacher_targets(teacher, ds, settings, device=device)
         if targets == "inter":
             picked = [h[closest_to_reference([x["text"] for x in h], ref)]["text"]
@@ -86,8 +86,6 @@ class Seq2SeqProblem(Problem):
         return datasets.concatenate_datasets([ds, taught]) if targets == "both" else taught
 
     def check_teacher(self, name):
-        from kdnlp.tasks.seq2seq.generation import check_teacher
-
         check_teacher(name)
         if _weightless(name):
             raise KdnlpError(f"'{name}' holds a config but no weights; train it first: kdnlp finetune --model {name} "
@@ -95,10 +93,6 @@ class Seq2SeqProblem(Problem):
 
     def load_model(self, name, require_head, **kwargs):
         from transformers import AutoModelForSeq2SeqLM
-
-        from kdnlp.modeling.models import _load, load_config, resolve
-
-        from kdnlp.tasks.seq2seq.generation import check_teacher
 
         (self.check_teacher if require_head else check_teacher)(name)  # a model to train may still lack weights
         if _weightless(name):
@@ -117,14 +111,10 @@ class Seq2SeqProblem(Problem):
         return {**loss, **self.score(model, tokenizer, dev, max_length, 64)}
 
     def decode(self, model, tokenizer, sources: list[str], max_length: int, batch_size: int = 64) -> list[str]:
-        from kdnlp.tasks.seq2seq.generation import generate
-
         settings = self.generation(max_length, batch_size=batch_size)
         return [outs[0][0] for outs in generate(model, tokenizer, sources, settings)]
 
     def score(self, model, tokenizer, ds, max_length, batch_size):
-        from kdnlp.tasks.seq2seq import metrics as seq2seq
-
         hypotheses = self.decode(model, tokenizer, list(ds["source"]), max_length, batch_size)
         return getattr(seq2seq, SCORERS[self.name])(hypotheses, list(ds["target"]))
 
@@ -133,10 +123,6 @@ class Seq2SeqProblem(Problem):
 
     def speed(self, model, tokenizer, ds, max_length):
         import torch
-
-        from kdnlp.tasks.glue.problem import speed_batches, timed
-
-        from kdnlp.tasks.seq2seq.generation import generation_config
 
         model.eval()
         config = generation_config(model, tokenizer, self.generation(max_length))  # as `decode` decodes
@@ -151,7 +137,5 @@ class Seq2SeqProblem(Problem):
 
 def _weightless(name: str) -> bool:
     """A local model folder with a config but no weights (kdnlp new-model writes those)."""
-    from kdnlp.modeling.models import resolve
-
     folder = Path(resolve(name))
     return folder.is_dir() and not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin"))
