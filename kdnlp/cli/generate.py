@@ -6,6 +6,10 @@ from typing import Annotated, Optional
 import typer
 
 from kdnlp.cli import options as o
+from kdnlp.cli.lazy import lazy
+from kdnlp.core.config import parse_seed
+
+generation = lazy("kdnlp.tasks.seq2seq.generation")
 
 
 def generate(
@@ -26,13 +30,10 @@ def generate(
     overwrite: o.Overwrite = False,
 ) -> None:
     """Sequence-level KD targets: the teacher's beam-search outputs for a split, written as a parallel data folder."""
-    from kdnlp.tasks.seq2seq.generation import GenerationSettings, generate_folder
-    from kdnlp.pipeline.seeds import parse_seed
-
-    settings = GenerationSettings(num_beams=num_beams, max_new_tokens=max_new_tokens, k=k,
+    settings = generation.GenerationSettings(num_beams=num_beams, max_new_tokens=max_new_tokens, k=k,
                                   length_penalty=length_penalty, batch_size=batch_size,
                                   max_source_length=max_source_length)
-    result = generate_folder(teacher, data_dir, output_dir, source, target, split, settings, max_samples,
+    result = generation.generate_folder(teacher, data_dir, output_dir, source, target, split, settings, max_samples,
                              parse_seed(seed, "--seed"), overwrite)
     typer.echo(f"{split}: {result['counts']['sources']} sources, the teacher's outputs written to {result['path']} "
                f"in {result['seconds']:.1f} s")
