@@ -1,4 +1,5 @@
-"""The `kdnlp` command: each subcommand lives in its own module; heavy imports happen inside commands."""
+"""The `kdnlp` command: each subcommand lives in its own module and reaches the layers below through
+kdnlp.cli.lazy handles, so heavy imports happen only when a command runs."""
 from __future__ import annotations
 
 import sys
