@@ -28,7 +28,7 @@ from kdnlp.core.config import MAX_SEED, parse_seed
 from kdnlp.core.errors import KdnlpError, say
 from kdnlp.core.run import SETTINGS, RunFolder, read_json, write_json
 from kdnlp.pipeline import recipe as recipes
-from kdnlp.pipeline.runner import run_recipe
+from kdnlp.pipeline import runner
 from kdnlp.pipeline.sources import SOURCES
 from kdnlp.tasks.kinds import get_problem
 
@@ -171,7 +171,7 @@ def run_seeds(recipe: str | recipes.Recipe, task: str, output_dir: str | Path, s
                 else:
                     say(f"{name}: recipe '{r.name}', training.seed={seed}")
                     interrupted = (work / f"{name}.partial").is_dir()
-                    run_recipe(_seeded(r, seed), problem.name, out, overwrite=overwrite,
+                    runner.run_recipe(_seeded(r, seed), problem.name, out, overwrite=overwrite,
                                resume=resume and interrupted, **options)
                 metrics[name] = read_json(out / "metrics.json", "metrics", remedy=again)["metrics"]
                 scores[kind][seed] = problem.task_score(metrics[name])
