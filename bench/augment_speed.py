@@ -1,4 +1,4 @@
-"""Speed of TinyBERT's data augmentation (kdnlp.augment) with a given masked LM (docs/benchmarks.md).
+"""Speed of TinyBERT's data augmentation (kdnlp.tools.augment) with a given masked LM (docs/benchmarks.md).
 
 For each --batch-size (masked sentences per masked-LM forward pass), augments the first --samples training texts of
 the task as `kdnlp augment` does (p, n, m as given) and reports: texts augmented per second, augmented examples (new
@@ -33,8 +33,8 @@ def main() -> None:
 
     import torch
 
-    from kdnlp.augment import augment_texts, load_fill_mask, word_candidates
-    from kdnlp.data.glue import get_task, load_split
+    from kdnlp.tools.augment import augment_texts, load_fill_mask, word_candidates
+    from kdnlp.tasks.glue.data import get_task, load_split
 
     spec = get_task(args.task)
     texts = load_split(spec, "train", args.data_dir)[spec.keys[0]][:args.samples]

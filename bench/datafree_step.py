@@ -32,9 +32,9 @@ def main() -> None:
     import torch
     from transformers import TrainerCallback
 
-    import kdnlp.datafree as datafree
-    from kdnlp.data.glue import TASKS
-    from kdnlp.distill import run_recipe
+    import kdnlp.methods.datafree.trainer as datafree
+    from kdnlp.tasks.glue.data import TASKS
+    from kdnlp.pipeline.runner import run_recipe
 
     times: list[float] = []
 

@@ -57,7 +57,7 @@ EAGER = ("plain-eager", "teacher-inter", "textbrewer-tinybert-1")
 
 def stage_of(mode: str, args):
     """The kdnlp recipe stage whose loss a mode trains with (TextBrewer modes: the loss they reproduce)."""
-    from kdnlp import recipe as recipes
+    from kdnlp.pipeline import recipe as recipes
 
     if mode == "ce":
         return recipes.load("baseline").stages[0]
@@ -78,9 +78,9 @@ def build_loss(args, problem, teacher, student):
 def setup(args):
     import transformers
 
-    from kdnlp.models import load_tokenizer
-    from kdnlp.problems import get_problem
-    from kdnlp.recipe import StudentSpec
+    from kdnlp.modeling.models import load_tokenizer
+    from kdnlp.tasks.kinds import get_problem
+    from kdnlp.modeling.students import StudentSpec
 
     problem = get_problem(args.task)
     tokenizer = load_tokenizer(args.teacher)
@@ -101,7 +101,7 @@ def setup(args):
 def training_args(args, out, **kw):
     from transformers import TrainingArguments
 
-    # per_device_eval_batch_size: what `kdnlp distill` builds the teacher cache with (kdnlp.distill.DEFAULT_TRAINING)
+    # per_device_eval_batch_size: what `kdnlp distill` builds the teacher cache with (kdnlp.training.args.DEFAULT_TRAINING)
     return TrainingArguments(output_dir=out, per_device_train_batch_size=args.batch, per_device_eval_batch_size=64,
                              num_train_epochs=args.epochs, learning_rate=5e-5, report_to="none", save_strategy="no",
                              eval_strategy="no", logging_steps=10_000, use_cpu=True, seed=0,
@@ -123,7 +123,7 @@ def run_mode(args) -> dict:
     import torch
     from transformers import Trainer
 
-    from kdnlp.trainer import DistillationTrainer
+    from kdnlp.training.trainer import DistillationTrainer
 
     problem, tokenizer, train, teacher, student, collator = setup(args)
     out = tempfile.mkdtemp(prefix="kdnlp-bench-")

@@ -1,4 +1,4 @@
-"""Decoding speed of kdnlp.generation.generate (length-sorted batches) against a plain loop of model.generate over
+"""Decoding speed of kdnlp.tasks.seq2seq.generation.generate (length-sorted batches) against a plain loop of model.generate over
 batches in input order, with the same generation config (docs/benchmarks.md).
 
 Both decode the first --samples sources of a split of a parallel data folder ({split}.{source}, one a line; default
@@ -23,11 +23,11 @@ from pathlib import Path
 
 def random_marian(args):
     """A Marian with random weights (seed 0) and a tokenizer trained on the split's source and target lines
-    (kdnlp.scratch, as `kdnlp new-model` makes them)."""
+    (kdnlp.modeling.scratch, as `kdnlp new-model` makes them)."""
     import torch
     from transformers import AutoModelForSeq2SeqLM
 
-    from kdnlp.scratch import model_config, train_tokenizer
+    from kdnlp.modeling.scratch import model_config, train_tokenizer
 
     lines = [line for side in (args.source, args.target)
              for line in Path(args.data_dir, f"{args.split}.{side}").read_text(encoding="utf-8").splitlines()]
@@ -80,8 +80,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from kdnlp.generation import GenerationSettings, generate, generation_config, load_teacher
-    from kdnlp.models import num_params
+    from kdnlp.tasks.seq2seq.generation import GenerationSettings, generate, generation_config, load_teacher
+    from kdnlp.modeling.models import num_params
 
     settings = GenerationSettings(num_beams=args.num_beams, k=args.k, max_new_tokens=args.max_new_tokens,
                                   batch_size=args.batch_size)
@@ -114,7 +114,7 @@ def main() -> None:
         best = min(runs[mode])
         print(f"| {mode} | {best:.1f} | {len(sources) / best:.1f} | {base / best:.2f} |")
     print(f"\nmean output length {sum(tokens) / len(tokens):.1f} tokens (re-tokenised, </s> included); {same} of "
-          f"{len(sources)} best outputs the same in both modes (batches differ: see kdnlp.generation)")
+          f"{len(sources)} best outputs the same in both modes (batches differ: see kdnlp.tasks.seq2seq.generation)")
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump({"args": vars(args), "model": model_name, "parameters": num_params(model), "seconds": runs,

@@ -32,7 +32,7 @@ def profile(args) -> dict:
     import torch
     from transformers import TrainerCallback
 
-    from kdnlp.trainer import DistillationTrainer
+    from kdnlp.training.trainer import DistillationTrainer
 
     problem, tokenizer, train, teacher, student, collator = distill_speed.setup(args)
     loss = distill_speed.build_loss(args, problem, teacher, student)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import distill_speed  # bench/, the directory of this script
 
-from kdnlp.run import write_json
+from kdnlp.core.run import write_json
 
 
 def points(sizes: list[int], lengths: list[int], base_size: int, base_length: int) -> list[tuple[int, int]]:

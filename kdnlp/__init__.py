@@ -7,16 +7,16 @@ The Python API mirrors the CLI: `finetune`, `run_recipe` (distill), `run_seeds` 
 __version__ = "0.1.0"
 
 _API = {
-    "finetune": "kdnlp.distill",
-    "run_recipe": "kdnlp.distill",
-    "run_seeds": "kdnlp.seeds",
-    "init_student_folder": "kdnlp.students",
-    "evaluate_models": "kdnlp.evaluation",
-    "augment_glue": "kdnlp.augment",
-    "train_mlm": "kdnlp.mlm",
-    "new_model_folder": "kdnlp.scratch",
-    "generate_folder": "kdnlp.generation",
-    "DistillationTrainer": "kdnlp.trainer",
+    "finetune": "kdnlp.pipeline.runner",
+    "run_recipe": "kdnlp.pipeline.runner",
+    "run_seeds": "kdnlp.pipeline.seeds",
+    "init_student_folder": "kdnlp.modeling.students",
+    "evaluate_models": "kdnlp.tools.evaluation",
+    "augment_glue": "kdnlp.tools.augment",
+    "train_mlm": "kdnlp.tools.mlm",
+    "new_model_folder": "kdnlp.modeling.scratch",
+    "generate_folder": "kdnlp.tasks.seq2seq.generation",
+    "DistillationTrainer": "kdnlp.training.trainer",
 }
 
 

@@ -98,7 +98,7 @@ def write_sst2(root: Path, dev_rows: int = 40) -> Path:
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory, tiny_teacher_dir) -> dict[str, Path]:
     """Hinton runs of the tiny teacher on a tiny SST-2 folder: seeds 1 and 2 (2 layers), and seed 1 with 1 layer."""
-    from kdnlp.distill import run_recipe
+    from kdnlp.pipeline.runner import run_recipe
 
     root = tmp_path_factory.mktemp("tiny_runs")
     glue = write_sst2(root / "glue")

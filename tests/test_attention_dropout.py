@@ -17,7 +17,7 @@ from test_trainer import dataset
 from transformers import DataCollatorWithPadding, TrainingArguments
 
 from kdnlp.losses import LOSSES, CompositeLoss, LossContext
-from kdnlp.trainer import DistillationTrainer
+from kdnlp.training.trainer import DistillationTrainer
 
 TERMS = [("tinybert_attention", {}), ("tinybert_attention", {"form": "probs"}), ("minilm", {}),
          ("minilm", {"version": "v2"})]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from conftest import tiny_config
-from kdnlp.augment import augment_glue, augment_texts, load_fill_mask, word_candidates
-from kdnlp.data.glue import get_task, load_split, read_tsv, write_tsv
-from kdnlp.errors import KdnlpError
+from kdnlp.tools.augment import augment_glue, augment_texts, load_fill_mask, word_candidates
+from kdnlp.tasks.glue.data import get_task, load_split, read_tsv, write_tsv
+from kdnlp.core.errors import KdnlpError
 
 ADJECTIVES = ["good", "great", "fine", "nice"]
 TEMPLATE = "the movie was {} today"

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from conftest import ROOT, tiny_classifier, tiny_config
 
 from kdnlp.losses import CompositeLoss, LossContext
-from kdnlp.recipe import LossTerm
-from kdnlp.trainer import Outputs
+from kdnlp.losses import LossTerm
+from kdnlp.training.trainer import Outputs
 
 pytest.importorskip("textbrewer", reason="TextBrewer (the `bench` extra: pip install textbrewer==0.2.1) is not installed")
 sys.path.insert(0, str(ROOT / "bench"))
@@ -60,8 +60,8 @@ def test_tinybert_stage_one_matches_are_kdnlps(tmp_path):
     dropout), so it matches kdnlp's `form: probs`, which recomputes them from the captured queries and keys."""
     from textbrewer.distiller_utils import post_adaptor
 
-    from kdnlp import recipe as recipes
-    from kdnlp.capture import capture
+    from kdnlp.pipeline import recipe as recipes
+    from kdnlp.modeling.capture import capture
 
     teacher, student = tiny_classifier(), tiny_classifier(seed=1, layers=2)
     for model in (teacher, student):

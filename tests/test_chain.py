@@ -9,10 +9,10 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from kdnlp import cache
-from kdnlp.distill import run_recipe
-from kdnlp.errors import KdnlpError
-from kdnlp.recipe import parse
+from kdnlp.core import hashing
+from kdnlp.pipeline.runner import run_recipe
+from kdnlp.core.errors import KdnlpError
+from kdnlp.pipeline.recipe import parse
 from test_scale import flat
 
 CHAIN = {
@@ -49,8 +49,8 @@ def test_each_link_is_a_model_folder_and_the_next_stage_learns_from_it(tiny_teac
     assert info["params"]["student"] == sum(p.numel() for p in final.parameters())
     record = info["chain"]["final"]
     assert record["teacher"] == "stages/assistant/model" and record["student_layers"] == [1, 3]
-    assert record["teacher_digest"] == cache.weights_digest(assistant)  # the assistant taught the last stage
-    taught = [json.loads(p.read_text())["teacher"] for p in cache.cache_dir().glob("*.json")]
+    assert record["teacher_digest"] == hashing.weights_digest(assistant)  # the assistant taught the last stage
+    taught = [json.loads(p.read_text())["teacher"] for p in hashing.cache_dir().glob("*.json")]
     assert str(tmp_path / "run.partial" / "stages" / "assistant" / "model") in taught  # its logits were cached
 
 

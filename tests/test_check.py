@@ -9,8 +9,8 @@ import pytest
 
 from test_cli import assert_user_error, kdnlp
 
-from kdnlp.check import check_folders, flags, format_check, majority_score
-from kdnlp.errors import KdnlpError
+from kdnlp.tools.check import check_folders, flags, format_check, majority_score
+from kdnlp.core.errors import KdnlpError
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Data-free distillation (kdnlp.datafree, kdnlp.losses.generator): each generator term against a hand computation,
+"""Data-free distillation (kdnlp.methods.datafree.trainer, kdnlp.methods.datafree.losses): each generator term against a hand computation,
 the exponential-increment and fixed combinations, generated inputs that a teacher and a narrower student both read,
 and a run that never reads the task's train split and resumes to the uninterrupted result."""
 from __future__ import annotations
@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from conftest import tiny_classifier
-from kdnlp.datafree import (GENERATOR_STATE, GeneratorSettings, TextGenerator, layout, parse_settings,
+from kdnlp.methods.datafree.trainer import (GENERATOR_STATE, GeneratorSettings, TextGenerator, layout, parse_settings,
                             vocabulary)
-from kdnlp.errors import KdnlpError
-from kdnlp.losses.generator import GENERATOR_LOSSES, GeneratorLoss
-from kdnlp.students import narrow_student
+from kdnlp.core.errors import KdnlpError
+from kdnlp.methods.datafree.losses import GENERATOR_LOSSES, GeneratorLoss
+from kdnlp.modeling.students import narrow_student
 
 LOGITS = [[2.0, -1.0, 0.5], [0.1, 0.3, -0.2], [-1.5, 2.5, 0.0], [1.0, 1.0, 3.0]]
 LATENTS = [[0.5, -1.0], [1.5, 0.0], [-0.5, 2.0], [0.0, 0.0]]
@@ -213,7 +213,7 @@ def glue_folder(path, train: bytes | None):
 
 
 def run(teacher, glue, out, *overrides, recipe="data-free", **kw):
-    from kdnlp.distill import run_recipe
+    from kdnlp.pipeline.runner import run_recipe
 
     sets = ["training.max_steps=4", "training.per_device_train_batch_size=4", "training.save_steps=2",
             "training.eval_steps=2", "training.logging_steps=1", "training.save_total_limit=2",
@@ -223,9 +223,9 @@ def run(teacher, glue, out, *overrides, recipe="data-free", **kw):
 
 @pytest.mark.parametrize("recipe", ["data-free", "data-free-dafl", "data-free-nodiv"])
 def test_data_free_runs_never_read_the_train_split(tiny_teacher_dir, tmp_path, monkeypatch, recipe):
-    from kdnlp.data import glue
+    from kdnlp.tasks.glue import data as glue
 
-    from kdnlp.distill import run_recipe
+    from kdnlp.pipeline.runner import run_recipe
 
     garbage = glue_folder(tmp_path / "glue", b"<html>not a GLUE file</html>\n")
     with pytest.raises(KdnlpError, match="train.tsv"):  # the garbage is caught when a recipe does read the train split
@@ -248,7 +248,7 @@ def test_data_free_runs_never_read_the_train_split(tiny_teacher_dir, tmp_path, m
 
 
 def test_a_pair_task_is_warned_about_and_a_single_sentence_task_is_not(tiny_teacher_dir, tmp_path, capsys):
-    from kdnlp.distill import run_recipe
+    from kdnlp.pipeline.runner import run_recipe
 
     single = glue_folder(tmp_path / "glue", None)
     run(tiny_teacher_dir, single, tmp_path / "sst2", "training.max_steps=1")
@@ -295,7 +295,7 @@ def test_the_student_and_generator_train_and_resume_to_the_uninterrupted_result(
 
 
 def test_a_student_with_another_vocabulary_is_refused(tmp_path):
-    from kdnlp.datafree import check_shared_vocabulary
+    from kdnlp.methods.datafree.trainer import check_shared_vocabulary
 
     teacher, other = tiny_classifier(), tiny_classifier(vocab_size=1000)
     with pytest.raises(KdnlpError, match="one vocabulary.*'t'.*30522.*'s'.*1000"):

@@ -1,4 +1,4 @@
-"""Batched beam search (kdnlp.generation): order, scores, equality with plain generate, the resumable cache, the CLI."""
+"""Batched beam search (kdnlp.tasks.seq2seq.generation): order, scores, equality with plain generate, the resumable cache, the CLI."""
 from __future__ import annotations
 
 import copy
@@ -17,9 +17,10 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import ROOT
-from kdnlp import cache, generation
-from kdnlp.errors import KdnlpError
-from kdnlp.generation import GenerationSettings, cached_generate, generate, teacher_targets
+from kdnlp.core import hashing
+from kdnlp.tasks.seq2seq import generation
+from kdnlp.core.errors import KdnlpError
+from kdnlp.tasks.seq2seq.generation import GenerationSettings, cached_generate, generate, teacher_targets
 from test_cli import assert_user_error, kdnlp
 
 WORDS = "a man woman dog cat child runs sits jumps on in the grass water red blue ball with and".split()
@@ -243,7 +244,7 @@ def test_teacher_targets_adds_the_teachers_outputs_and_reuses_them(teacher_dir, 
 CHILD = """
 import json, sys, time
 import datasets
-from kdnlp import generation
+from kdnlp.tasks.seq2seq import generation
 real = generation._decode_batches
 def slow(*args, **kwargs):
     for item in real(*args, **kwargs):
@@ -304,7 +305,7 @@ def data_dir(tmp_path) -> Path:
 
 
 def test_generate_command_writes_a_folder_that_load_pairs_reads_back(teacher_dir, data_dir, tmp_path):
-    from kdnlp.data.seq2seq import load_pairs
+    from kdnlp.tasks.seq2seq.data import load_pairs
 
     from kdnlp.cli.main import app
 
@@ -324,7 +325,7 @@ def test_generate_command_writes_a_folder_that_load_pairs_reads_back(teacher_dir
     assert [[(x["text"], x["score"]) for x in row["hypotheses"]] for row in kbest] == expected
     assert [row["reference"] for row in kbest] == [s.upper() for s in sources]
     meta = json.loads((out / "generation.json").read_text())
-    assert meta["teacher"] == {"path": str(teacher_dir), "weights": cache.weights_digest(model)}
+    assert meta["teacher"] == {"path": str(teacher_dir), "weights": hashing.weights_digest(model)}
     assert meta["settings"]["k"] == 2 and meta["counts"]["sources"] == 10 and meta["counts"]["hypotheses"] == 20
     assert meta["data"]["source"] == "en" and meta["seconds"] > 0
     assert not out.with_name("pseudo.partial").exists()

@@ -6,9 +6,9 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from kdnlp import metrics
-from kdnlp.data.glue import TASKS, get_task, load_split, read_tsv
-from kdnlp.errors import KdnlpError
+from kdnlp.tasks.glue import metrics
+from kdnlp.tasks.glue.data import TASKS, get_task, load_split, read_tsv
+from kdnlp.core.errors import KdnlpError
 
 
 def test_table_has_all_nine_tasks_and_mnli_mismatched():

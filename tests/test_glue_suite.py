@@ -14,10 +14,10 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from conftest import tiny_classifier
-from kdnlp import glue_suite
-from kdnlp.data import glue
-from kdnlp.errors import KdnlpError
-from kdnlp.glue_suite import run_glue, task_models
+from kdnlp.tools import glue_suite
+from kdnlp.tasks.glue import data as glue
+from kdnlp.core.errors import KdnlpError
+from kdnlp.tools.glue_suite import run_glue, task_models
 
 LABELS = {"sst2": ("negative", "positive"), "mnli": ("entailment", "neutral", "contradiction"), "stsb": ("score",),
           "mrpc": ("not_equivalent", "equivalent")}
@@ -152,7 +152,7 @@ def test_mcc_and_f1_on_binary_tasks(tmp_path, tokenizer, data):
     assert saved["metrics"]["accuracy"] == pytest.approx(accuracy_score(gold, saved["predictions"]), abs=1e-6)
     assert out["tasks"]["mrpc"]["score"] == pytest.approx((saved["metrics"]["f1"] + saved["metrics"]["accuracy"]) / 2)
     cola = glue.TASKS["cola"]  # matthews through the same shipped metric
-    from kdnlp import metrics
+    from kdnlp.tasks.glue import metrics
 
     pred, ref = np.array([0, 1, 1, 0, 1, 1]), np.array([0, 1, 0, 0, 1, 0])
     assert metrics.compute(cola, pred, ref)["matthews_correlation"] == pytest.approx(matthews_corrcoef(ref, pred))
@@ -192,8 +192,8 @@ def test_submission_with_fill_missing(multitask, data, tmp_path, small_sizes):
 
 
 def test_ax_is_predicted_by_the_mnli_model(multitask, data, tmp_path, small_sizes):
-    from kdnlp.models import load_classifier, load_tokenizer
-    from kdnlp.problems.glue import predict
+    from kdnlp.modeling.models import load_classifier, load_tokenizer
+    from kdnlp.tasks.glue.problem import predict
 
     out = run_glue(str(multitask), tmp_path / "sub", data_dir=str(data), tasks="mnli", predict_test=True)
     files = read_zip(Path(out["path"]) / "submission.zip")
@@ -210,7 +210,7 @@ def test_predict_reads_batches_as_columns_with_the_logits_of_row_by_row_batches(
     import datasets
     from transformers import DataCollatorWithPadding
 
-    from kdnlp.problems.glue import predict
+    from kdnlp.tasks.glue.problem import predict
 
     texts = ["a", "a fine and gripping film", "dull", "the best film of the year by far", "ok", "so so at best", "bad"]
     ds = datasets.Dataset.from_dict({"sentence": texts, "label": [i % 2 for i in range(len(texts))]})

@@ -46,7 +46,7 @@ def world(tmp_path_factory, tiny_teacher_dir):
     """A tiny GLUE folder, a seeds folder (one seed and its control), parallel pairs with 32 dev pairs, and a
     Marian folder with 64 positions (kdnlp new-model's kind, no weights)."""
     from kdnlp import new_model_folder
-    from kdnlp.seeds import run_seeds
+    from kdnlp.pipeline.seeds import run_seeds
 
     root = tmp_path_factory.mktemp("hostile")
     glue = write_sst2(root / "glue")
@@ -137,7 +137,7 @@ def test_a_damaged_generation_cache_shard_is_named_and_decoded_again(mt64, world
 
 
 def test_a_damaged_shard_of_an_interrupted_generation_is_decoded_again(mt64, tmp_path, monkeypatch, capfd):
-    from kdnlp.generation import GenerationSettings, cached_generate, load_teacher
+    from kdnlp.tasks.seq2seq.generation import GenerationSettings, cached_generate, load_teacher
 
     monkeypatch.setenv("KDNLP_CACHE", str(tmp_path / "cache"))
     model, tok = load_teacher(str(mt64))
@@ -188,8 +188,8 @@ def test_a_damaged_json_file_is_named(world, cli, tmp_path, command, damaged, ki
 @pytest.fixture(scope="module")
 def other_folders(world, mt64, tmp_path_factory):
     """Folders of new-model, generate and glue: finished, with a settings.json, but no run of a recipe."""
-    from kdnlp.generation import GenerationSettings, generate_folder
-    from kdnlp.glue_suite import run_glue
+    from kdnlp.tasks.seq2seq.generation import GenerationSettings, generate_folder
+    from kdnlp.tools.glue_suite import run_glue
 
     root = tmp_path_factory.mktemp("others")
     generate_folder(str(mt64), str(world["pairs"]), root / "generate", "en", "de",
@@ -256,8 +256,9 @@ def test_a_negative_seed_option_is_an_error(world, cli, tmp_path, command):
 
 
 def test_one_seed_parser():
-    from kdnlp.errors import KdnlpError
-    from kdnlp.seeds import MAX_SEED, parse_seed, parse_seeds
+    from kdnlp.core.errors import KdnlpError
+    from kdnlp.core.config import MAX_SEED, parse_seed
+    from kdnlp.pipeline.seeds import parse_seeds
 
     assert parse_seeds(f"0,{MAX_SEED}") == [0, MAX_SEED] and parse_seed(" 7 ", "--seed") == 7
     for bad in (-1, MAX_SEED + 1, True, "1.0", "x", ""):
@@ -267,7 +268,7 @@ def test_one_seed_parser():
 
 @pytest.mark.parametrize("where", ["missing-folder", "a-folder", "in-a-file"])
 def test_eval_json_out_is_checked_before_the_evaluation(world, cli, tmp_path, monkeypatch, where):
-    from kdnlp import evaluation
+    from kdnlp.tools import evaluation
 
     def evaluated(*args, **kwargs):
         raise AssertionError("evaluated before --json-out was checked")

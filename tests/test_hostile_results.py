@@ -20,9 +20,9 @@ TINY = ["training.num_train_epochs=1", "training.per_device_train_batch_size=8",
 def world(tmp_path_factory, tokenizer) -> dict[str, Path]:
     """A tiny SST-2 teacher and GLUE folder, a seq2seq model, blank parallel data, a multi-task run of one task and a
     seeds folder of one seed."""
-    from kdnlp.distill import run_recipe
-    from kdnlp.scratch import new_model_folder
-    from kdnlp.seeds import run_seeds
+    from kdnlp.pipeline.runner import run_recipe
+    from kdnlp.modeling.scratch import new_model_folder
+    from kdnlp.pipeline.seeds import run_seeds
 
     root = tmp_path_factory.mktemp("hostile")
     teacher = root / "teacher"
@@ -236,7 +236,7 @@ def test_a_message_after_a_progress_bar_starts_its_own_line(capsys, monkeypatch)
     its line in a log file, is followed by a new line; after a newline, nothing is added."""
     import sys
 
-    from kdnlp.errors import LineStream, say
+    from kdnlp.core.errors import LineStream, say
 
     monkeypatch.setattr(sys, "stderr", LineStream(sys.stderr))
     for bar in ("predicting:  50%|#####     | 1/2", "predicting: 100%|##########| 2/2\r   \r", "done\n"):

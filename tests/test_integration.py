@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import kdnlp
-import kdnlp.errors
+import kdnlp.core.errors
 
 pytestmark = pytest.mark.integration
 SMALL = {"max_train_samples": 64, "max_eval_samples": 64}
@@ -81,7 +81,7 @@ def test_eval_compares_models_with_speed(rte_teacher, glue_dir, tmp_path):
     a, b = result["models"]
     assert a["metrics"] == b["metrics"] and a["score_pct_of_first"] == pytest.approx(100.0)
     assert a["latency_ms_b1"] > 0 and a["throughput_b32"] > 0 and a["speedup_b1"] == pytest.approx(1.0)
-    from kdnlp.evaluation import format_table
+    from kdnlp.tools.evaluation import format_table
 
     lines = format_table(result).splitlines()
     assert lines[1].startswith("| model | accuracy | % of first | params (M) | latency b1 (ms)")
@@ -117,7 +117,7 @@ def test_tinybert_narrow_runs_its_three_stages_and_exports_a_plain_student(rte_t
     overrides = FAST + [f"stages.{s}.training.num_train_epochs=1" for s in ("general", "intermediate", "prediction")] + [
         "student.hidden_size=192", "student.intermediate_size=384"]
     text = glue_dir.parent / "seq2seq" / "opennmt_wmt_en_de_sample" / "src-val.txt"
-    with pytest.raises(kdnlp.errors.KdnlpError, match="stage 'general' .* trains on unlabeled text; pass --text"):
+    with pytest.raises(kdnlp.core.errors.KdnlpError, match="stage 'general' .* trains on unlabeled text; pass --text"):
         kdnlp.run_recipe("tinybert-narrow", "rte", out, teacher=str(rte_teacher), data_dir=str(glue_dir))
     metrics = kdnlp.run_recipe("tinybert-narrow", "rte", out, teacher=str(rte_teacher), data_dir=str(glue_dir),
                                overrides=overrides, text=[str(text)], **SMALL)

@@ -1,7 +1,7 @@
 import pytest
 
-from kdnlp.errors import KdnlpError
-from kdnlp.layers import describe, layer_map
+from kdnlp.core.errors import KdnlpError
+from kdnlp.modeling.layers import describe, layer_map
 
 
 def test_uniform_is_tinyberts_map_and_reaches_the_top():

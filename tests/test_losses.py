@@ -223,7 +223,7 @@ def test_tinybert_projections_start_by_comparing_each_truncated_unit_with_its_te
     from conftest import tiny_classifier
 
     from kdnlp.losses.tinybert import masked_mse
-    from kdnlp.students import narrow_student
+    from kdnlp.modeling.students import narrow_student
 
     teacher = tiny_classifier()
     student = narrow_student(teacher, [2, 4], "truncate", hidden_size=16, num_attention_heads=4)

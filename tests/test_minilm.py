@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from conftest import tiny_classifier
-from kdnlp.capture import capture, projections
-from kdnlp.errors import KdnlpError
+from kdnlp.modeling.capture import capture, projections
+from kdnlp.core.errors import KdnlpError
 from kdnlp.losses import LOSSES, LossContext
-from kdnlp.students import init_student, narrow_student
+from kdnlp.modeling.students import init_student, narrow_student
 from test_trainer import make_trainer
 
 

@@ -9,10 +9,10 @@ import torch
 from conftest import write_sst2
 from test_cli import assert_user_error, kdnlp
 
-from kdnlp.augment import augment_glue, augment_texts, load_fill_mask
-from kdnlp.data.glue import get_task, load_split, read_tsv
-from kdnlp.errors import KdnlpError
-from kdnlp.mlm import train_mlm
+from kdnlp.tools.augment import augment_glue, augment_texts, load_fill_mask
+from kdnlp.tasks.glue.data import get_task, load_split, read_tsv
+from kdnlp.core.errors import KdnlpError
+from kdnlp.tools.mlm import train_mlm
 
 
 @pytest.fixture(scope="module")

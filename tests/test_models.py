@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import tiny_config
-from kdnlp.data.glue import get_task
-from kdnlp.errors import KdnlpError
-from kdnlp.models import check_classifier
+from kdnlp.tasks.glue.data import get_task
+from kdnlp.core.errors import KdnlpError
+from kdnlp.modeling.models import check_classifier
 
 
 def classifier_config(tmp_path, labels: dict[int, str]) -> str:

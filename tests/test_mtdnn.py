@@ -1,4 +1,4 @@
-"""Multi-task distillation from teacher ensembles (kdnlp.problems.multitask, kdnlp.multitask) on tiny models."""
+"""Multi-task distillation from teacher ensembles (kdnlp.tasks.multitask.problem, kdnlp.tasks.multitask.model) on tiny models."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import tiny_classifier, write_sst2
-from kdnlp.errors import KdnlpError
+from kdnlp.core.errors import KdnlpError
 
 
 def write_pairs(root: Path, folder: str, label: str, rows: list[tuple[str, str, str]], train_rows: int = 24) -> None:
@@ -56,7 +56,7 @@ def spec(teachers: dict[str, list[str]]) -> str:
 
 
 def problem_with(teachers, tasks=("sst2", "mrpc", "stsb")):
-    from kdnlp.problems import get_problem
+    from kdnlp.tasks.kinds import get_problem
 
     problem = get_problem("tasks:" + ",".join(tasks))
     ensemble = problem.load_model(spec({t: teachers[t] for t in tasks}), require_head=True).eval()
@@ -67,7 +67,7 @@ def problem_with(teachers, tasks=("sst2", "mrpc", "stsb")):
 def test_ensemble_targets_are_the_mean_of_the_teachers(teachers, tokenizer, combine):
     from transformers import AutoModelForSequenceClassification
 
-    from kdnlp.multitask import soft_targets
+    from kdnlp.tasks.multitask.model import soft_targets
 
     problem, ensemble = problem_with(teachers)
     enc = tokenizer(["a fine film", "a dull long film"], padding=True, return_tensors="pt")
@@ -100,7 +100,7 @@ def test_mixed_batches_give_each_row_its_own_teachers(teachers, tokenizer):
 
 def hinton_loss(teachers, temperature: float, anneal: bool):
     from kdnlp.losses import LossContext
-    from kdnlp.recipe import LossTerm
+    from kdnlp.losses import LossTerm
 
     problem, ensemble = problem_with(teachers, ("sst2",))
     problem.settings.anneal = anneal
@@ -138,7 +138,7 @@ def test_hinton_at_a_temperature_learns_the_mean_of_the_tempered_teachers(teache
 
 def test_multitask_terms_at_two_temperatures_are_refused(teachers):
     from kdnlp.losses import LossContext
-    from kdnlp.recipe import LossTerm
+    from kdnlp.losses import LossTerm
 
     problem, ensemble = problem_with(teachers, ("sst2",))
     terms = [LossTerm("hinton", 1.0, "a", {"temperature": 1.0}), LossTerm("hinton", 1.0, "b", {"temperature": 2.0})]
@@ -148,7 +148,7 @@ def test_multitask_terms_at_two_temperatures_are_refused(teachers):
 
 @pytest.mark.parametrize("sampling", ["proportional", "temperature", "round_robin"])
 def test_each_batch_comes_from_one_task(sampling):
-    from kdnlp.multitask import TaskBatches
+    from kdnlp.tasks.multitask.model import TaskBatches
 
     ids = [0] * 20 + [1] * 7 + [2] * 3
     batches = TaskBatches(ids, ["a", "b", "c"], 4, sampling, 0.5, seed=1)
@@ -176,7 +176,7 @@ def test_two_processes_share_the_batches_of_one(sampling):
     """Task sizes that 4 x 2 does not divide: each process gets one part of every batch (parts within a row of each
     other), so a step's parts together are one batch of one task, every row comes once per epoch (proportional),
     and the steps are the batches of one process with 8."""
-    from kdnlp.multitask import TaskBatches
+    from kdnlp.tasks.multitask.model import TaskBatches
 
     ids = [0] * 21 + [1] * 13 + [2] * 11
     one = TaskBatches(ids, ["a", "b", "c"], 8, sampling, 0.5, seed=1)
@@ -195,7 +195,7 @@ def test_two_processes_share_the_batches_of_one(sampling):
 
 
 def test_a_last_batch_too_short_for_every_process_takes_a_row_from_the_one_before():
-    from kdnlp.multitask import TaskBatches
+    from kdnlp.tasks.multitask.model import TaskBatches
 
     ids = [0] * 17 + [1] * 9  # last batches of 1 row in one process with 8
     ranks = shards(TaskBatches(ids, ["a", "b"], 4, "proportional", 0.5, seed=1, processes=2))
@@ -206,14 +206,14 @@ def test_a_last_batch_too_short_for_every_process_takes_a_row_from_the_one_befor
 
 
 def test_a_task_too_small_for_the_processes_is_refused():
-    from kdnlp.multitask import TaskBatches
+    from kdnlp.tasks.multitask.model import TaskBatches
 
     with pytest.raises(KdnlpError, match="task b: its 1 training rows cannot give each of 2 processes a row"):
         TaskBatches([0] * 9 + [1], ["a", "b"], 4, "proportional", 0.5, seed=0, processes=2)
 
 
 def test_temperature_sampling_flattens_the_task_mix():
-    from kdnlp.multitask import TaskBatches
+    from kdnlp.tasks.multitask.model import TaskBatches
 
     ids = [0] * 900 + [1] * 100
     counts = {}
@@ -226,7 +226,7 @@ def test_temperature_sampling_flattens_the_task_mix():
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, data, teachers) -> Path:
-    from kdnlp.distill import run_recipe
+    from kdnlp.pipeline.runner import run_recipe
 
     out = tmp_path_factory.mktemp("runs") / "mt"
     run_recipe("mtdnn", "tasks:sst2,mrpc,stsb", out, teacher=spec(teachers), data_dir=str(data),
@@ -251,8 +251,8 @@ def test_a_multitask_run_scores_every_task_and_the_ensemble(run):
 def test_task_exports_load_with_plain_transformers_and_match(run, data, tokenizer):
     from transformers import AutoModelForSequenceClassification
 
-    from kdnlp.multitask import MultiTaskModel
-    from kdnlp.problems import get_problem
+    from kdnlp.tasks.multitask.model import MultiTaskModel
+    from kdnlp.tasks.kinds import get_problem
 
     whole = MultiTaskModel.from_pretrained(run / "model").eval()
     problem = get_problem("tasks:sst2,mrpc,stsb")
@@ -274,7 +274,7 @@ def test_task_exports_load_with_plain_transformers_and_match(run, data, tokenize
 
 
 def test_the_whole_model_reloads_with_its_predictions(run, tokenizer, tmp_path):
-    from kdnlp.multitask import MultiTaskModel
+    from kdnlp.tasks.multitask.model import MultiTaskModel
 
     model = MultiTaskModel.from_pretrained(run / "model").eval()
     model.save_pretrained(tmp_path / "again")
@@ -291,7 +291,7 @@ def test_the_whole_model_reloads_with_its_predictions(run, tokenizer, tmp_path):
 def test_push_publishes_one_task_with_its_ensemble(run, teachers):
     from huggingface_hub import ModelCard
 
-    from kdnlp import hub
+    from kdnlp.tools import hub
 
     metrics = json.loads((run / "metrics.json").read_text())["metrics"]
     result = hub.push_run(run, "me/mt-mrpc", dry_run=True, task="MRPC")
@@ -311,8 +311,8 @@ def test_push_publishes_one_task_with_its_ensemble(run, teachers):
 def test_an_interrupted_multitask_run_resumes(tmp_path, data, teachers, monkeypatch):
     from transformers import TrainerCallback
 
-    from kdnlp import trainer
-    from kdnlp.distill import run_recipe
+    from kdnlp.training import trainer
+    from kdnlp.pipeline.runner import run_recipe
 
     class Stop(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
@@ -345,7 +345,7 @@ def bad_teacher(root: Path, tokenizer, **config) -> str:
 def test_bad_teachers_are_one_line_errors_naming_task_and_teacher(teachers, tokenizer, tmp_path):
     from transformers import BertTokenizer
 
-    from kdnlp.problems import get_problem
+    from kdnlp.tasks.kinds import get_problem
 
     problem = get_problem("tasks:sst2,mrpc")
     with pytest.raises(KdnlpError, match="task mrpc has no teacher"):
@@ -407,7 +407,7 @@ def test_finetune_seeds_writes_one_run_per_seed(tmp_path, tiny_teacher_dir):
 def test_bf16_run_reads_the_ensemble_from_the_cache(tmp_path, data, teachers):
     import os
 
-    from kdnlp.distill import run_recipe
+    from kdnlp.pipeline.runner import run_recipe
 
     cache = Path(os.environ["KDNLP_CACHE"])
     before = set(cache.glob("*.json"))

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import ROOT
-from kdnlp import hub
-from kdnlp.errors import KdnlpError
+from kdnlp.tools import hub
+from kdnlp.core.errors import KdnlpError
 
 FAKE_TOKEN = "hf_kdnlpFAKEtoken0123456789abcdefXYZ"
 STUDENT = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]
@@ -105,7 +105,7 @@ def test_card_metadata_parses_and_carries_the_metrics(run):
 
 
 def test_card_teacher_chain_license_base_model_and_speed(run, tiny_runs, tmp_path):
-    from kdnlp.evaluation import evaluate_models
+    from kdnlp.tools.evaluation import evaluate_models
 
     teacher = tmp_path / "teacher-run"
     shutil.copytree(tiny_runs["teacher"], teacher / "model")
@@ -147,7 +147,7 @@ def test_card_base_model_is_the_students_origin(run, tiny_runs, tmp_path):
 
 
 def test_seq2seq_card_names_the_pseudo_labels(tmp_path):
-    from kdnlp import recipe
+    from kdnlp.pipeline import recipe
 
     run = tmp_path / "mt"
     run.mkdir()

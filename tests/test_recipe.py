@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from kdnlp import recipe
-from kdnlp.errors import KdnlpError
+from kdnlp.pipeline import recipe
+from kdnlp.core.errors import KdnlpError
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
 

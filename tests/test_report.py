@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kdnlp.errors import KdnlpError
-from kdnlp.evaluation import evaluate_models
-from kdnlp.report import build_report
-from kdnlp.run import SETTINGS
+from kdnlp.core.errors import KdnlpError
+from kdnlp.tools.evaluation import evaluate_models
+from kdnlp.tools.report import build_report
+from kdnlp.core.run import SETTINGS
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +75,8 @@ def test_runs_of_different_tasks_are_refused(tiny_runs, tmp_path):
 
 
 def test_runs_on_other_training_data_are_other_rows(tmp_path):
-    from kdnlp.report import _run_info
-    from kdnlp.run import write_json
+    from kdnlp.tools.report import _run_info
+    from kdnlp.core.run import write_json
 
     groups = []
     for name, data, seed in (("a", "glue", 1), ("b", "glue", 2), ("c", "glue-augmented", 1)):

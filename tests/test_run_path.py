@@ -13,8 +13,8 @@ from transformers import DataCollatorWithPadding, TrainerCallback, TrainingArgum
 
 from conftest import tiny_classifier
 from kdnlp.losses import LOSSES, CompositeLoss, LossContext
-from kdnlp.students import narrow_student
-from kdnlp.trainer import DistillationTrainer
+from kdnlp.modeling.students import narrow_student
+from kdnlp.training.trainer import DistillationTrainer
 from test_scale import distill_args, kdnlp_cmd, weights
 from test_trainer import dataset, make_trainer
 
@@ -68,9 +68,9 @@ def test_each_model_reads_its_own_inputs(tmp_path, tokenizer, minilm_path):
     teacher gets its own tokenisation (the `teacher_` columns, kept through column removal), the student its."""
     from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizer
 
-    from kdnlp.distill import PairedCollator, _teacher_reading
-    from kdnlp.problems import get_problem
-    from kdnlp.recipe import load
+    from kdnlp.pipeline.runner import PairedCollator, _teacher_reading
+    from kdnlp.tasks.kinds import get_problem
+    from kdnlp.pipeline.recipe import load
 
     problem = get_problem("rte")
     raw = datasets.Dataset.from_dict({"sentence1": ["a man sleeps", "it rains"] * 4,

@@ -14,8 +14,9 @@ import torch
 from transformers import DataCollatorWithPadding
 
 from conftest import tiny_classifier
-from kdnlp import cache
-from kdnlp.distill import last_checkpoint
+from kdnlp.core import hashing
+from kdnlp.training import cache
+from kdnlp.pipeline.runner import last_checkpoint
 from test_trainer import dataset, make_trainer
 
 
@@ -24,7 +25,7 @@ def flat(model) -> torch.Tensor:
 
 
 def cache_files() -> list[Path]:
-    return sorted(cache.cache_dir().glob("*.npy"))
+    return sorted(hashing.cache_dir().glob("*.npy"))
 
 
 def test_teacher_cache_trains_the_same_student_without_running_the_teacher(tmp_path, tokenizer):

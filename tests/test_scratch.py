@@ -6,8 +6,8 @@ import unicodedata
 import pytest
 
 from conftest import SHARED
-from kdnlp.errors import KdnlpError
-from kdnlp.scratch import new_model_folder, train_tokenizer
+from kdnlp.core.errors import KdnlpError
+from kdnlp.modeling.scratch import new_model_folder, train_tokenizer
 
 PAIRS = [
     ("A man in an orange hat staring at something.", "Ein Mann mit einem orangefarbenen Hut, der etwas anstarrt."),

@@ -11,10 +11,10 @@ import pytest
 from conftest import write_sst2
 from test_cli import assert_user_error, kdnlp
 
-from kdnlp import recipe as recipes
-from kdnlp.errors import KdnlpError
-from kdnlp.evaluation import evaluate_models, format_table
-from kdnlp.seeds import control_recipe, parse_seeds, run_seeds
+from kdnlp.pipeline import recipe as recipes
+from kdnlp.core.errors import KdnlpError
+from kdnlp.tools.evaluation import evaluate_models, format_table
+from kdnlp.pipeline.seeds import control_recipe, parse_seeds, run_seeds
 
 TINY = ["training.num_train_epochs=1", "training.per_device_train_batch_size=8", "student.layers=2"]
 
@@ -70,10 +70,10 @@ def test_eval_of_a_seeds_folder_pairs_the_scores_it_measures(seeded):
 
 
 def test_a_rerun_skips_the_seeds_that_finished(tiny_teacher_dir, tmp_path, monkeypatch):
-    import kdnlp.distill
+    import kdnlp.pipeline.runner
 
     glue = write_sst2(tmp_path / "glue")
-    real = kdnlp.distill.run_recipe
+    real = kdnlp.pipeline.runner.run_recipe
     ran, dies = [], ["control-2"]  # the first try dies at its last run
 
     def counted(rec, task, out, **kwargs):
@@ -83,7 +83,7 @@ def test_a_rerun_skips_the_seeds_that_finished(tiny_teacher_dir, tmp_path, monke
             raise KeyboardInterrupt
         return real(rec, task, out, **kwargs)
 
-    monkeypatch.setattr(kdnlp.distill, "run_recipe", counted)
+    monkeypatch.setattr(kdnlp.pipeline.runner, "run_recipe", counted)
     args = dict(control=True, teacher=str(tiny_teacher_dir), data_dir=str(glue), overrides=TINY)
     with pytest.raises(KeyboardInterrupt):
         run_seeds("hinton", "sst2", tmp_path / "out", [1, 2], **args)
@@ -137,7 +137,7 @@ def test_cli_refuses_bad_seeds_and_control_alone(tmp_path):
 
 
 def test_report_of_a_seeds_folder_groups_its_runs_and_pairs_them(seeded, tmp_path):
-    from kdnlp.report import build_report
+    from kdnlp.tools.report import build_report
 
     report = build_report([seeded["out"]], tmp_path / "report", data_dir=str(seeded["glue"]))
     rows = {r["label"]: r for r in report["rows"]}

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from conftest import SHARED
-from kdnlp.data.seq2seq import load_pairs
-from kdnlp.errors import KdnlpError
+from kdnlp.tasks.seq2seq.data import load_pairs
+from kdnlp.core.errors import KdnlpError
 
 SEQ2SEQ = SHARED / "seq2seq"
 EN = ["A man in an orange hat.", "  Two dogs  run.", "", "A girl on a swing."]

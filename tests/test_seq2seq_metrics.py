@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from kdnlp.errors import KdnlpError
-from kdnlp.metrics.seq2seq import closest_to_reference, sentence_lines, summary_scores, translation_scores
+from kdnlp.core.errors import KdnlpError
+from kdnlp.tasks.seq2seq.metrics import closest_to_reference, sentence_lines, summary_scores, translation_scores
 
 REFERENCES = [
     "Zwei junge weiße Männer sind im Freien in der Nähe vieler Büsche.",

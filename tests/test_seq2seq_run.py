@@ -73,9 +73,9 @@ def test_seqkd_recipes_share_one_cached_generation(teacher, m30k_like, tmp_path,
 
 
 def test_train_sets_of_each_kind_of_target(teacher, m30k_like):
-    from kdnlp.generation import GenerationSettings, teacher_targets
-    from kdnlp.metrics.seq2seq import closest_to_reference
-    from kdnlp.problems import get_problem
+    from kdnlp.tasks.seq2seq.generation import GenerationSettings, teacher_targets
+    from kdnlp.tasks.seq2seq.metrics import closest_to_reference
+    from kdnlp.tasks.kinds import get_problem
 
     problem = get_problem("translation", source="en", target="de")
     gold = problem.load("train", str(m30k_like), max_samples=8)
@@ -92,7 +92,7 @@ def test_train_sets_of_each_kind_of_target(teacher, m30k_like):
 
 
 def test_eval_scores_generated_text_with_speed(teacher, m30k_like):
-    from kdnlp.evaluation import format_table
+    from kdnlp.tools.evaluation import format_table
 
     result = kdnlp.evaluate_models([str(teacher), str(teacher)], "translation", data_dir=str(m30k_like),
                                    split="train", speed=True, **OPTIONS)
@@ -106,8 +106,8 @@ def test_eval_scores_generated_text_with_speed(teacher, m30k_like):
 
 
 def test_glue_options_are_refused_for_seq2seq_only_options():
-    from kdnlp.errors import KdnlpError
-    from kdnlp.problems import get_problem
+    from kdnlp.core.errors import KdnlpError
+    from kdnlp.tasks.kinds import get_problem
 
     with pytest.raises(KdnlpError, match="--source is for seq2seq tasks"):
         get_problem("sst2", source="en")
@@ -160,7 +160,7 @@ def test_accumulation_over_target_tokens_matches_one_large_batch(tmp_path):
     scaled by target tokens (labels != -100), the Trainer's item count."""
     from transformers import DataCollatorForSeq2Seq, TrainingArguments
 
-    from kdnlp.trainer import DistillationTrainer
+    from kdnlp.training.trainer import DistillationTrainer
 
     tok = special_tokens_only()
     moved = []
@@ -184,7 +184,7 @@ def test_the_teacher_decodes_the_targets_from_its_own_start_token(tmp_path):
     targets as its own forward reads labels."""
     from transformers import BartConfig, BartForConditionalGeneration, DataCollatorForSeq2Seq, TrainingArguments
 
-    from kdnlp.trainer import DistillationTrainer
+    from kdnlp.training.trainer import DistillationTrainer
 
     torch.manual_seed(0)
     student = BartForConditionalGeneration(BartConfig(
@@ -223,8 +223,8 @@ def test_a_chain_link_learns_the_outputs_of_its_own_teacher_on_the_stages_device
                                                                                   monkeypatch, capfd):
     """`targets: teacher` in a `teacher: previous` stage and in the stage after it (which keeps that teacher): the
     previous stage's student decodes the targets, once, on the stage's device (the CPU, though a GPU is claimed)."""
-    from kdnlp import cache
-    from kdnlp.recipe import parse
+    from kdnlp.core import hashing
+    from kdnlp.pipeline.recipe import parse
 
     rec = parse({
         "name": "seq-chain", "description": "teacher -> 2+1 layers -> 1+1 layers on its outputs", "max_length": 32,
@@ -240,7 +240,7 @@ def test_a_chain_link_learns_the_outputs_of_its_own_teacher_on_the_stages_device
     metrics = kdnlp.run_recipe(rec, "translation", tmp_path / "run", teacher=str(teacher), data_dir=str(m30k_like),
                                **OPTIONS)
     digest = metrics["stages"]["final"]["chain"]["teacher_digest"]
-    decoded = [json.loads(p.read_text())["weights"] for p in (cache.cache_dir() / "generate").glob("*/meta.json")]
+    decoded = [json.loads(p.read_text())["weights"] for p in (hashing.cache_dir() / "generate").glob("*/meta.json")]
     assert digest in decoded
     err = capfd.readouterr().err
     assert err.count("generate: 32 sources") == 1 and err.count("generate: reusing") == 1
@@ -253,8 +253,8 @@ def test_a_student_of_another_architecture_learns_word_level_kd_over_one_vocabul
     is refused before anything trains."""
     from transformers import AutoTokenizer
 
-    from kdnlp.errors import KdnlpError
-    from kdnlp.scratch import model_config
+    from kdnlp.core.errors import KdnlpError
+    from kdnlp.modeling.scratch import model_config
 
     tok = AutoTokenizer.from_pretrained(teacher / "model")
     sizes = {k: v for k, v in SIZES.items() if k != "vocab_size"}
@@ -276,7 +276,7 @@ def test_a_student_of_another_architecture_learns_word_level_kd_over_one_vocabul
 def test_a_teacher_without_a_decoder_start_token_is_refused_for_word_level_kd(teacher, m30k_like, tmp_path):
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 
-    from kdnlp.errors import KdnlpError
+    from kdnlp.core.errors import KdnlpError
 
     tok = AutoTokenizer.from_pretrained(teacher / "model")
     config = T5Config(vocab_size=len(tok), d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2, pad_token_id=0,

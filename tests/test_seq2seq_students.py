@@ -7,10 +7,10 @@ import re
 import pytest
 import torch
 
-from kdnlp.errors import KdnlpError
-from kdnlp.recipe import StudentSpec
-from kdnlp.scratch import model_config
-from kdnlp.students import build_student, init_student, narrow_student, select_student_layers
+from kdnlp.core.errors import KdnlpError
+from kdnlp.modeling.students import StudentSpec
+from kdnlp.modeling.scratch import model_config
+from kdnlp.modeling.students import build_student, init_student, narrow_student, select_student_layers
 
 ARCHS = ["bart", "marian", "t5"]
 #: Each architecture's encoder and decoder layer lists, as the state dict names them.
@@ -202,8 +202,8 @@ def test_narrow_distilbert_sets_its_own_size_fields():
 def test_init_student_folder_writes_a_folder_that_loads_alone(tmp_path, arch):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from kdnlp.scratch import train_tokenizer
-    from kdnlp.students import init_student_folder
+    from kdnlp.modeling.scratch import train_tokenizer
+    from kdnlp.modeling.students import init_student_folder
 
     tok = train_tokenizer(["Ein Mann läuft über die Straße.", "A man runs across the street."] * 5, vocab_size=300)
     teacher = tiny_teacher(arch, vocab_size=len(tok))

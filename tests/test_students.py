@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from conftest import tiny_classifier, tiny_config
-from kdnlp.errors import KdnlpError
-from kdnlp.layers import RULES
-from kdnlp.students import init_student, narrow_student, select_layers
+from kdnlp.core.errors import KdnlpError
+from kdnlp.modeling.layers import RULES
+from kdnlp.modeling.students import init_student, narrow_student, select_layers
 
 
 def test_spread_reproduces_distilberts_choice_and_uniform_is_tinyberts():
@@ -44,8 +44,8 @@ def test_a_student_built_by_a_rule_learns_each_layer_toward_the_layer_it_was_cop
     """Built with `strategy: rule` and trained by a term with `layers: rule`, each mapped student layer starts as a
     copy of the teacher layer it is pulled toward (every_other needs M = N/2)."""
     from kdnlp.losses import LOSSES, LossContext
-    from kdnlp.recipe import StudentSpec
-    from kdnlp.students import build_student
+    from kdnlp.modeling.students import StudentSpec
+    from kdnlp.modeling.students import build_student
 
     teacher = tiny_classifier(layers=n)
     student, _ = build_student(teacher, StudentSpec(layers=m, strategy=rule))
@@ -170,9 +170,9 @@ def test_truncation_keeps_each_head_of_the_teacher_in_its_own_head():
 
 
 def test_student_spec_rules():
-    from kdnlp.config import from_dict
-    from kdnlp.recipe import StudentSpec
-    from kdnlp.students import build_student
+    from kdnlp.core.config import from_dict
+    from kdnlp.modeling.students import StudentSpec
+    from kdnlp.modeling.students import build_student
 
     with pytest.raises(KdnlpError, match="cannot copy the teacher's layers; set init: truncate or random"):
         from_dict(StudentSpec, {"hidden_size": 16}, "student")

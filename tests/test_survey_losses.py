@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from kdnlp.config import from_dict
-from kdnlp.errors import KdnlpError
+from kdnlp.core.config import from_dict
+from kdnlp.core.errors import KdnlpError
 from kdnlp.losses import LOSSES, LossContext
 from test_losses import BATCH, CFG
 

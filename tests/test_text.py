@@ -4,8 +4,8 @@ from __future__ import annotations
 import datasets
 import pytest
 
-from kdnlp.data.text import load_text
-from kdnlp.errors import KdnlpError
+from kdnlp.tasks.text import load_text
+from kdnlp.core.errors import KdnlpError
 
 
 def test_text_files_and_saved_datasets_mix(tmp_path):

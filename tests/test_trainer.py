@@ -9,8 +9,8 @@ from transformers import DataCollatorWithPadding, TrainingArguments
 
 from conftest import tiny_classifier
 from kdnlp.losses import LOSSES, CompositeLoss, LossContext
-from kdnlp.students import init_student
-from kdnlp.trainer import DistillationTrainer
+from kdnlp.modeling.students import init_student
+from kdnlp.training.trainer import DistillationTrainer
 
 
 def dataset(n: int = 12):
@@ -98,7 +98,7 @@ def test_evaluation_returns_logits_only_and_hidden_states_only_when_needed(tmp_p
 
 
 def test_a_loss_needing_a_teacher_without_one_is_an_error(tmp_path, tokenizer):
-    from kdnlp.errors import KdnlpError
+    from kdnlp.core.errors import KdnlpError
 
     student = tiny_classifier()
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
@@ -109,8 +109,8 @@ def test_a_loss_needing_a_teacher_without_one_is_an_error(tmp_path, tokenizer):
 @pytest.mark.parametrize("name", ["tinybert_hidden", "fitnets", "crd", "vid"])
 def test_projections_train_with_the_student_are_checkpointed_and_restored_but_never_exported(tmp_path, tokenizer, name):
     """Every term with parameters (projections, regressors, heads, variances), on a narrower student."""
-    from kdnlp.students import narrow_student
-    from kdnlp.trainer import LOSS_STATE
+    from kdnlp.modeling.students import narrow_student
+    from kdnlp.training.trainer import LOSS_STATE
 
     teacher = tiny_classifier(seed=1)
     student = narrow_student(teacher, [2, 4], "truncate", hidden_size=16, num_attention_heads=2)

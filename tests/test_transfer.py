@@ -8,10 +8,10 @@ import pytest
 
 from conftest import write_sst2
 
-from kdnlp import cache
-from kdnlp import recipe as recipes
-from kdnlp.distill import run_recipe
-from kdnlp.seeds import control_recipe
+from kdnlp.training import cache
+from kdnlp.pipeline import recipe as recipes
+from kdnlp.pipeline.runner import run_recipe
+from kdnlp.pipeline.seeds import control_recipe
 
 TINY = ["training.num_train_epochs=1", "training.per_device_train_batch_size=8", "student.layers=2"]
 

@@ -6,6 +6,10 @@ from typing import Annotated, Optional
 import typer
 
 from kdnlp.cli import options as o
+from kdnlp.cli.lazy import lazy
+from kdnlp.core.config import parse_seed
+
+augmentation = lazy("kdnlp.tools.augment")
 
 
 def augment(
@@ -23,10 +27,7 @@ def augment(
     overwrite: o.Overwrite = False,
 ) -> None:
     """TinyBERT data augmentation: write a GLUE folder with each training example plus up to N word-replaced copies."""
-    from kdnlp.augment import augment_glue
-    from kdnlp.seeds import parse_seed
-
-    result = augment_glue(task, data_dir, output_dir, model, p=p, n=n, m=m, word_vectors=word_vectors,
+    result = augmentation.augment_glue(task, data_dir, output_dir, model, p=p, n=n, m=m, word_vectors=word_vectors,
                           max_samples=max_samples, overwrite=overwrite, seed=parse_seed(seed, "--seed"),
                           batch_size=batch_size)
     typer.echo(f"{result['task']} {result['split']}: {result['examples']} examples in, {result['written']} written "

@@ -7,6 +7,12 @@ from typing import Annotated, Optional
 import typer
 
 from kdnlp.cli import options as o
+from kdnlp.cli.lazy import lazy
+from kdnlp.core.errors import KdnlpError
+
+hub = lazy("kdnlp.tools.hub")
+runner = lazy("kdnlp.pipeline.runner")
+seeds_ = lazy("kdnlp.pipeline.seeds")
 
 
 def distill(
@@ -41,8 +47,6 @@ def distill(
     control: Annotated[bool, typer.Option("--control", help="With --seeds: also run the no-teacher twin (gold labels only, same student and budget) per seed into OUTPUT_DIR/control-N/, and report the paired difference.")] = False,
 ) -> None:
     """Distill a teacher into a student with a recipe; writes the student to OUTPUT_DIR/model and its metrics."""
-    from kdnlp.errors import KdnlpError
-
     overrides = [*(set_ or []), *o.precision(bf16, fp16), *o.report_to(report_to)]
     task, teacher = o.multitask(task, tasks, teacher, teachers)
     if from_ is None and (recipe is None or task is None):
@@ -50,39 +54,29 @@ def distill(
     if control and seeds is None:
         raise KdnlpError("--control runs the no-teacher twin of each seed; give the seeds with --seeds, e.g. --seeds 1,2,3")
     if seeds is not None:
-        from kdnlp.seeds import parse_seeds
-
         given = [name for name, value in (("--from", from_), ("--stage", stage), ("--push-to-hub", push_to_hub),
                                           ("--num-processes", num_processes > 1)) if value]
         if given:
             raise KdnlpError(f"--seeds runs whole recipes in this process; it does not take {given[0]}")
-        seeds = parse_seeds(seeds)
+        seeds = seeds_.parse_seeds(seeds)
     if push_to_hub:
-        from kdnlp.hub import check_repo_id
-
-        check_repo_id(push_to_hub)  # before the run, not after it
+        hub.check_repo_id(push_to_hub)  # before the run, not after it
     o.relaunch(num_processes)
-    from kdnlp.distill import rerun, run_recipe
-
     options = dict(teacher=teacher, student=student, data_dir=data_dir, overwrite=overwrite,
                    max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, stage=stage, text=text,
                    teacher_cache=not no_teacher_cache, resume=resume,
                    **o.task_options(source, target, num_beams, max_new_tokens))
     if seeds is not None:
-        from kdnlp.seeds import format_comparisons, run_seeds
-
-        summary = run_seeds(recipe, task, output_dir, seeds, control, overrides, **options)
-        typer.echo(format_comparisons([{"folder": str(output_dir), **summary}]))
+        summary = seeds_.run_seeds(recipe, task, output_dir, seeds, control, overrides, **options)
+        typer.echo(seeds_.format_comparisons([{"folder": str(output_dir), **summary}]))
         return
     if from_ is not None:
         if recipe is not None:
             raise KdnlpError("--from reruns the run's own recipe: change it with --set, not --recipe")
-        result = rerun(from_, output_dir, overrides, task=task, **options)
+        result = runner.rerun(from_, output_dir, overrides, task=task, **options)
     else:
-        result = run_recipe(recipe, task, output_dir, overrides=overrides, **options)
+        result = runner.run_recipe(recipe, task, output_dir, overrides=overrides, **options)
     typer.echo(result["summary"])
     if push_to_hub and result.get("finished") and os.environ.get("RANK", "0") == "0":  # one push per run
-        from kdnlp.hub import push_run
-
-        pushed = push_run(output_dir, push_to_hub, private=not public)
+        pushed = hub.push_run(output_dir, push_to_hub, private=not public)
         typer.echo(f"pushed {len(pushed['files'])} files to {pushed['url']}")

@@ -6,6 +6,10 @@ from typing import Annotated, Optional
 import typer
 
 from kdnlp.cli import options as o
+from kdnlp.cli.lazy import lazy
+from kdnlp.core.run import check_output_file, write_json
+
+evaluation = lazy("kdnlp.tools.evaluation")
 
 
 def eval_(
@@ -22,13 +26,10 @@ def eval_(
     json_out: Annotated[Optional[Path], typer.Option("--json-out", help="Also write the results as JSON to this file.")] = None,
 ) -> None:
     """Metrics of one or more models on a task (GLUE, or BLEU/chrF/ROUGE of generated text), as a table (and JSON with --json-out)."""
-    from kdnlp.evaluation import evaluate_models, format_table
-    from kdnlp.run import check_output_file, write_json
-
     if json_out is not None:
         check_output_file(json_out, "--json-out")
-    result = evaluate_models(models, task, data_dir=data_dir, split=split, max_samples=max_samples, speed=speed,
+    result = evaluation.evaluate_models(models, task, data_dir=data_dir, split=split, max_samples=max_samples, speed=speed,
                              **o.task_options(source, target, num_beams, max_new_tokens))
-    typer.echo(format_table(result))
+    typer.echo(evaluation.format_table(result))
     if json_out is not None:
         write_json(json_out, result)

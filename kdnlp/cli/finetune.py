@@ -5,6 +5,10 @@ from typing import Annotated, Optional
 import typer
 
 from kdnlp.cli import options as o
+from kdnlp.cli.lazy import lazy
+
+runner = lazy("kdnlp.pipeline.runner")
+seeds_ = lazy("kdnlp.pipeline.seeds")
 
 
 def finetune(
@@ -28,18 +32,14 @@ def finetune(
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds (1,2): one fine-tuning per seed, each in OUTPUT_DIR/seed-<n>/ (a teacher ensemble in one command).")] = None,
 ) -> None:
     """Fine-tune a model on a task (to make a teacher; a seq2seq folder with only a config trains from scratch). Writes a Hugging Face model folder in OUTPUT_DIR/model."""
-    from kdnlp.seeds import parse_seeds
-
     overrides = [*(set_ or []), *o.precision(bf16, fp16), *o.report_to(report_to)]
-    seeds = None if seeds is None else parse_seeds(seeds)
+    seeds = None if seeds is None else seeds_.parse_seeds(seeds)
     o.relaunch(num_processes)
-    from kdnlp.distill import finetune as run
-
     options = dict(data_dir=data_dir, overwrite=overwrite, max_train_samples=max_train_samples,
                    max_eval_samples=max_eval_samples, resume=resume, **o.task_options(source, target, num_beams, max_new_tokens))
     if seeds is None:
-        typer.echo(run(model, task, output_dir, overrides=overrides, **options)["summary"])
+        typer.echo(runner.finetune(model, task, output_dir, overrides=overrides, **options)["summary"])
         return
     for seed in seeds:
-        result = run(model, task, output_dir / f"seed-{seed}", overrides=[*overrides, f"training.seed={seed}"], **options)
+        result = runner.finetune(model, task, output_dir / f"seed-{seed}", overrides=[*overrides, f"training.seed={seed}"], **options)
         typer.echo(f"seed {seed}: {result['summary']}")

@@ -6,11 +6,15 @@ from typing import Annotated, Optional
 import typer
 
 from kdnlp.cli import options as o
+from kdnlp.cli.lazy import lazy
+from kdnlp.core.config import parse_seed
+
+generation = lazy("kdnlp.tasks.seq2seq.generation")
 
 
 def generate(
     teacher: Annotated[str, typer.Option("--teacher", help="Seq2seq teacher: model folder (AutoModelForSeq2SeqLM), kdnlp run folder or Hub id.")],
-    data_dir: Annotated[str, typer.Option("--data-dir", help="Parallel data as kdnlp.data.seq2seq.load_pairs reads it, e.g. a folder of {split}.{source} and {split}.{target} files.")],
+    data_dir: Annotated[str, typer.Option("--data-dir", help="Parallel data as kdnlp.tasks.seq2seq.data.load_pairs reads it, e.g. a folder of {split}.{source} and {split}.{target} files.")],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder to write: {split}.source, {split}.target (the teacher's best output), generation.json.")],
     source: o.Source = None,
     target: o.Target = None,
@@ -26,13 +30,10 @@ def generate(
     overwrite: o.Overwrite = False,
 ) -> None:
     """Sequence-level KD targets: the teacher's beam-search outputs for a split, written as a parallel data folder."""
-    from kdnlp.generation import GenerationSettings, generate_folder
-    from kdnlp.seeds import parse_seed
-
-    settings = GenerationSettings(num_beams=num_beams, max_new_tokens=max_new_tokens, k=k,
+    settings = generation.GenerationSettings(num_beams=num_beams, max_new_tokens=max_new_tokens, k=k,
                                   length_penalty=length_penalty, batch_size=batch_size,
                                   max_source_length=max_source_length)
-    result = generate_folder(teacher, data_dir, output_dir, source, target, split, settings, max_samples,
+    result = generation.generate_folder(teacher, data_dir, output_dir, source, target, split, settings, max_samples,
                              parse_seed(seed, "--seed"), overwrite)
     typer.echo(f"{split}: {result['counts']['sources']} sources, the teacher's outputs written to {result['path']} "
                f"in {result['seconds']:.1f} s")

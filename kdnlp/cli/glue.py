@@ -6,6 +6,10 @@ from typing import Annotated, Optional
 import typer
 
 from kdnlp.cli import options as o
+from kdnlp.cli.lazy import lazy
+from kdnlp.core.errors import KdnlpError
+
+glue_suite = lazy("kdnlp.tools.glue_suite")
 
 
 def glue(
@@ -21,12 +25,9 @@ def glue(
     overwrite: o.Overwrite = False,
 ) -> None:
     """Score a model on every GLUE dev set there is (per-task JSON and a table with the GLUE average); with --predict-test, the leaderboard's zip."""
-    from kdnlp.errors import KdnlpError
-    from kdnlp.glue_suite import run_glue
-
     if fill_missing and not predict_test:
         raise KdnlpError("--fill-missing fills the submission files: pass it with --predict-test")
-    result = run_glue(model, output_dir, data_dir=data_dir, tasks=tasks, predict_test=predict_test,
+    result = glue_suite.run_glue(model, output_dir, data_dir=data_dir, tasks=tasks, predict_test=predict_test,
                       fill_missing=fill_missing, max_samples=max_samples, max_length=max_length,
                       batch_size=batch_size, overwrite=overwrite)
     typer.echo(result["table"])

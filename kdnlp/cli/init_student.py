@@ -5,6 +5,10 @@ from typing import Annotated, Optional
 import typer
 
 from kdnlp.cli import options as o
+from kdnlp.cli.lazy import lazy
+from kdnlp.core.errors import KdnlpError
+
+students = lazy("kdnlp.modeling.students")
 
 
 def init_student(
@@ -20,17 +24,13 @@ def init_student(
     overwrite: o.Overwrite = False,
 ) -> None:
     """Build a student from a teacher: its embeddings, head and a subset of its layers (DistilBERT-style; distilBART-style encoder and decoder layers), or a narrower model."""
-    from kdnlp.students import init_student_folder
-
-    ids = init_student_folder(teacher, output_dir, _parse_layers(layers), strategy, overwrite, init=init,
+    ids = students.init_student_folder(teacher, output_dir, _parse_layers(layers), strategy, overwrite, init=init,
                               hidden_size=hidden_size, num_attention_heads=heads, intermediate_size=intermediate_size,
                               decoder_layers=None if decoder_layers is None else _parse_layers(decoder_layers, "--decoder-layers"))
     typer.echo(f"wrote {output_dir}: teacher layers {ids}")
 
 
 def _parse_layers(text: str, option: str = "--layers") -> int | list[int]:
-    from kdnlp.errors import KdnlpError
-
     try:
         return [int(x) for x in text.split(",")] if "," in text else int(text)
     except ValueError:

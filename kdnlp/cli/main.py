@@ -1,4 +1,5 @@
-"""The `kdnlp` command: each subcommand lives in its own module; heavy imports happen inside commands."""
+"""The `kdnlp` command: each subcommand lives in its own module and reaches the layers below through
+kdnlp.cli.lazy handles, so heavy imports happen only when a command runs."""
 from __future__ import annotations
 
 import sys
@@ -6,7 +7,7 @@ import sys
 import typer
 
 from kdnlp.cli import augment, check, distill, eval, finetune, generate, glue, init_student, new_model, push, recipes, report, train_mlm
-from kdnlp.errors import KdnlpError, LineStream, line
+from kdnlp.core.errors import KdnlpError, LineStream, line
 
 try:
     from typer._click import exceptions as parser  # typer >= 0.25 carries its own copy of click

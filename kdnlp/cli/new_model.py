@@ -5,6 +5,11 @@ from typing import Annotated
 import typer
 
 from kdnlp.cli import options as o
+from kdnlp.cli.lazy import lazy
+from kdnlp.core.errors import say
+
+data = lazy("kdnlp.tasks.seq2seq.data")
+scratch = lazy("kdnlp.modeling.scratch")
 
 
 def new_model(
@@ -25,12 +30,9 @@ def new_model(
     """Write a seq2seq model folder with random weights to train a teacher from scratch: a config and a tokenizer trained on the data's texts."""
     from itertools import chain
 
-    from kdnlp.data.seq2seq import load_pairs
-    from kdnlp.errors import say
-    from kdnlp.scratch import new_model_folder
 
-    pairs = load_pairs(data_dir, "train", source, target)
+    pairs = data.load_pairs(data_dir, "train", source, target)
     say(f"training a {vocab_size}-token tokenizer on the source and target texts of the {len(pairs)} train pairs")
-    path = new_model_folder(output_dir, chain(pairs["source"], pairs["target"]), arch, vocab_size, d_model,
+    path = scratch.new_model_folder(output_dir, chain(pairs["source"], pairs["target"]), arch, vocab_size, d_model,
                             encoder_layers, decoder_layers, heads, ffn_dim, max_positions, overwrite)
     typer.echo(f"wrote {path}: {arch}, {encoder_layers}+{decoder_layers} layers, d_model {d_model}")

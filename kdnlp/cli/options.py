@@ -7,7 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from kdnlp.errors import KdnlpError
+from kdnlp.cli.lazy import lazy
+from kdnlp.core.errors import KdnlpError
+from kdnlp.training import parallel
+
+multitask_problem = lazy("kdnlp.tasks.multitask.problem")
 
 Task = Annotated[str, typer.Option("--task", "-t", help="GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, mnli-mm, qnli, rte, wnli) or seq2seq task (translation, summarization).")]
 DataDir = Annotated[
@@ -61,22 +65,18 @@ def precision(bf16: bool, fp16: bool) -> list[str]:
 
 def relaunch(num_processes: int) -> None:
     """With N > 1 and no launcher around this process, runs this same command in N processes and exits."""
-    from kdnlp import parallel
-
     if num_processes > 1 and not parallel.launched():
         raise typer.Exit(parallel.launch(sys.argv[1:], num_processes))
 
 
 def task_options(source: str | None, target: str | None, num_beams: int | None, max_new_tokens: int | None) -> dict:
-    """The seq2seq options given, for kdnlp.problems.get_problem (a GLUE task refuses any of them)."""
+    """The seq2seq options given, for kdnlp.tasks.kinds.get_problem (a GLUE task refuses any of them)."""
     given = {"source": source, "target": target, "num_beams": num_beams, "max_new_tokens": max_new_tokens}
     return {k: v for k, v in given.items() if v is not None}
 
 
 def multitask(task: str | None, tasks: str | None, teacher: str | None, teachers: list[str] | None):
-    """The task and teacher that --tasks and --teachers stand for (kdnlp.problems.multitask), or the given ones."""
-    from kdnlp.problems.multitask import PREFIX
-
+    """The task and teacher that --tasks and --teachers stand for (kdnlp.tasks.multitask.problem), or the given ones."""
     if tasks is None:
         if teachers:
             raise KdnlpError("--teachers gives the ensembles of a multi-task run: pass --tasks too (or --teacher for one task)")
@@ -85,5 +85,5 @@ def multitask(task: str | None, tasks: str | None, teacher: str | None, teachers
         raise KdnlpError(f"--tasks and --teachers replace --{'task' if task is not None else 'teacher'}: give one or the other")
     if not teachers:
         raise KdnlpError("--tasks needs the teachers of each task: --teachers TASK=FOLDER[,FOLDER...]")
-    return PREFIX + tasks, ";".join(teachers)
+    return multitask_problem.PREFIX + tasks, ";".join(teachers)
 

@@ -6,6 +6,9 @@ from typing import Annotated, Optional
 import typer
 
 from kdnlp.cli import options as o
+from kdnlp.cli.lazy import lazy
+
+hub = lazy("kdnlp.tools.hub")
 
 
 def push(
@@ -22,8 +25,6 @@ def push(
     task: Annotated[Optional[str], typer.Option("--task", help="Of a multi-task run, the task whose model to push (tasks/TASK/model).")] = None,
 ) -> None:
     """Upload a run's student (safetensors, config, tokenizer) with a generated distillation model card to the Hugging Face Hub."""
-    from kdnlp import hub
-
     speed = None
     if eval_json is not None:
         speed = hub.speed_from_eval(eval_json, run_dir, task)

@@ -5,6 +5,9 @@ from typing import Annotated
 import typer
 
 from kdnlp.cli import options as o
+from kdnlp.cli.lazy import lazy
+
+recipe = lazy("kdnlp.pipeline.recipe")
 
 app = typer.Typer(help="List the recipes, or show one fully resolved and validated.", no_args_is_help=True)
 
@@ -12,8 +15,6 @@ app = typer.Typer(help="List the recipes, or show one fully resolved and validat
 @app.command("list")
 def list_() -> None:
     """The recipes shipped with kdnlp."""
-    from kdnlp import recipe
-
     names = recipe.available()
     width = max(map(len, names))
     for name in names:
@@ -28,7 +29,5 @@ def show(
 ) -> None:
     """A recipe with defaults filled in and overrides applied, after validation."""
     import yaml
-
-    from kdnlp import recipe
 
     typer.echo(yaml.safe_dump(recipe.load(name, set_ or []).to_dict(), sort_keys=False).rstrip())

@@ -6,6 +6,9 @@ from typing import Annotated, Optional
 import typer
 
 from kdnlp.cli import options as o
+from kdnlp.cli.lazy import lazy
+
+report_ = lazy("kdnlp.tools.report")
 
 
 def report(
@@ -17,9 +20,7 @@ def report(
     overwrite: o.Overwrite = False,
 ) -> None:
     """Teacher and students side by side (score, % of teacher, parameters, size, CPU latency and throughput measured here) as a Markdown table and a PNG plot."""
-    from kdnlp.report import PLOT, build_report
-
-    result = build_report(run_dirs, output_dir, teacher=teacher, data_dir=data_dir, max_samples=max_samples,
+    result = report_.build_report(run_dirs, output_dir, teacher=teacher, data_dir=data_dir, max_samples=max_samples,
                           overwrite=overwrite)
     typer.echo(result["table"])
-    typer.echo(f"plot: {Path(result['path']) / PLOT}")
+    typer.echo(f"plot: {Path(result['path']) / report_.PLOT}")

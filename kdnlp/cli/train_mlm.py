@@ -6,6 +6,10 @@ from typing import Annotated, Optional
 import typer
 
 from kdnlp.cli import options as o
+from kdnlp.cli.lazy import lazy
+from kdnlp.core.config import parse_seed
+
+mlm = lazy("kdnlp.tools.mlm")
 
 
 def train_mlm(
@@ -24,10 +28,7 @@ def train_mlm(
     overwrite: o.Overwrite = False,
 ) -> None:
     """Make a masked LM for kdnlp augment: the teacher's backbone with a masked-LM head (decoder tied to its word embeddings), fine-tuned briefly on the task's own training text."""
-    from kdnlp.mlm import train_mlm as train
-    from kdnlp.seeds import parse_seed
-
-    result = train(teacher, task, output_dir, data_dir=data_dir, max_samples=max_samples, epochs=epochs,
+    result = mlm.train_mlm(teacher, task, output_dir, data_dir=data_dir, max_samples=max_samples, epochs=epochs,
                    max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, max_length=max_length,
                    mlm_probability=mlm_probability, seed=parse_seed(seed, "--seed"), overwrite=overwrite)
     typer.echo(f"masked LM in {result['path']}: {result['texts']} texts, {result['steps']} steps, masked-LM loss "

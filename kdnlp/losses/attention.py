@@ -1,10 +1,10 @@
-"""Self-attention recomputed from a layer's captured queries and keys (kdnlp.capture).
+"""Self-attention recomputed from a layer's captured queries and keys (kdnlp.modeling.capture).
 
 In training mode a model's returned attention probabilities are taken after attention dropout (transformers'
 eager attention; sdpa returns none): rows no longer sum to 1, and a term matching them is minimised by a
 flattened copy of the target. The scores Q K^T / sqrt(d) computed again from the projections' outputs are the ones
 the layer used before its dropout, so the attention terms (TinyBERT's, MiniLM's) see the student's attention as it
-is, while the model keeps its dropout everywhere else. This holds for the model families kdnlp.capture supports
+is, while the model keeps its dropout everywhere else. This holds for the model families kdnlp.modeling.capture supports
 whose scores are Q K^T / sqrt(d) plus the padding mask: BERT and its kin, DistilBERT, BART, Marian; not for T5,
 whose scores are unscaled and add a relative position bias (`check_supported`).
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from kdnlp.errors import KdnlpError
+from kdnlp.core.errors import KdnlpError
 
 
 def check_supported(config: Any, term: str) -> None:

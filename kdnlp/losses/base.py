@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from kdnlp.errors import KdnlpError
-from kdnlp.layers import describe, layer_map, num_layers
-from kdnlp.registry import Registry
+from kdnlp.core.errors import KdnlpError
+from kdnlp.modeling.layers import describe, layer_map, num_layers
+from kdnlp.core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class LossContext:
     num_labels: int
     student_config: Any
     teacher_config: Any | None = None
-    outputs: str = ""  # kdnlp.problems.Outputs: classes, scalar or tokens; by default from num_labels
+    outputs: str = ""  # kdnlp.tasks.base.Outputs: classes, scalar or tokens; by default from num_labels
 
     def __post_init__(self):
         if not self.outputs:
@@ -35,7 +35,7 @@ class DistillationLoss(nn.Module):
     """One named loss term. `forward` returns a float32 scalar.
 
     `needs` lists the model outputs the term reads (``logits``, ``hidden_states``, ``qkv``: each layer's
-    self-attention query/key/value vectors, kdnlp.capture; attention maps are computed from them, since a model
+    self-attention query/key/value vectors, kdnlp.modeling.capture; attention maps are computed from them, since a model
     returns its attention after dropout in training mode: kdnlp.losses.attention), so the trainer asks the models for them only
     when some term reads them;
     `uses_teacher` is False for terms that read only the labels, so a recipe made of them runs no teacher.
@@ -71,7 +71,7 @@ class DistillationLoss(nn.Module):
 
 class MappedLoss(DistillationLoss):
     """A term over the (student layer, teacher layer) pairs of the layer map its config's `layers` names
-    (kdnlp.layers); the map is printed when the term is built."""
+    (kdnlp.modeling.layers); the map is printed when the term is built."""
 
     def __init__(self, config: Any, ctx: LossContext):
         super().__init__(config, ctx)

@@ -5,12 +5,37 @@ logits and hidden states are cast up first, so large values give no overflow, Na
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from kdnlp.losses.base import DistillationLoss
+from kdnlp.core.config import coerce, from_dict
+from kdnlp.core.errors import KdnlpError
+from kdnlp.losses.base import LOSSES, DistillationLoss
+
+
+@dataclass
+class LossTerm:
+    loss: str
+    weight: float = 1.0
+    name: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_term(raw: Any, where: str, registry=None) -> LossTerm:
+    """One loss term of `registry` (default: the student's losses, kdnlp.losses.LOSSES)."""
+    if not isinstance(raw, dict) or "loss" not in raw:
+        raise KdnlpError(f"{where} must be a mapping with a 'loss' key, got {raw!r}")
+    raw = dict(raw)
+    loss = coerce(raw.pop("loss"), str, f"{where}.loss")
+    cls = (registry or LOSSES).get(loss)
+    weight = coerce(raw.pop("weight", 1.0), float, f"{where}.weight")
+    name = coerce(raw.pop("name", None) or loss, str, f"{where}.name")
+    config = from_dict(cls.Config, raw, f"{where}({loss})")
+    return LossTerm(loss=loss, weight=weight, name=name, params=dataclasses.asdict(config))
 
 
 class CompositeLoss(nn.Module):
@@ -37,9 +62,7 @@ class CompositeLoss(nn.Module):
 
     @classmethod
     def build(cls, terms: list, ctx) -> "CompositeLoss":
-        """The loss of a stage's terms (kdnlp.recipe.LossTerm), each built for the models `ctx` describes."""
-        from kdnlp.losses.base import LOSSES
-
+        """The loss of a stage's terms (LossTerm), each built for the models `ctx` describes."""
         built = {}
         for term in terms:
             loss = LOSSES.get(term.loss)

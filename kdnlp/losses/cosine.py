@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from kdnlp.errors import KdnlpError
+from kdnlp.core.errors import KdnlpError
 from kdnlp.losses.base import LOSSES, DistillationLoss
 
 

@@ -20,7 +20,7 @@ Choices:
   without a bank of M data points there is no sampling ratio to correct for.
 - Symmetric by default, as the paper's released code (both directions summed there; kdnlp averages them so the
   term's scale does not depend on `symmetric`).
-- Both heads are trained with the student, checkpointed, and never exported (kdnlp.trainer).
+- Both heads are trained with the student, checkpointed, and never exported (kdnlp.training.trainer).
 
 Not zero at a perfect match: InfoNCE is the cross-entropy of picking the positive, which is positive unless the
 negatives are infinitely far away. When student and teacher (and heads) agree it equals the teacher's own
@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdnlp.errors import KdnlpError
+from kdnlp.core.errors import KdnlpError
 from kdnlp.losses.base import LOSSES, DistillationLoss
 
 

@@ -15,7 +15,7 @@ Choices (the paper's networks are convolutional; it leaves these open for transf
 - The regressor is a linear map per token (the paper's convolutional regressor with a 1x1 kernel), always
   learnable, even for equal widths; for equal widths it starts as the identity, so a student copied from the
   teacher starts from its own layer's meaning rather than from a random rotation. It is trained with the
-  student, checkpointed, and never part of the exported student (kdnlp.trainer).
+  student, checkpointed, and never part of the exported student (kdnlp.training.trainer).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from kdnlp.layers import hidden_index, num_layers
+from kdnlp.modeling.layers import hidden_index, num_layers
 from kdnlp.losses.base import LOSSES, DistillationLoss
 from kdnlp.losses.tinybert import masked_mse
 

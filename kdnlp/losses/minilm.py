@@ -13,7 +13,7 @@ MiniLMv2 takes an upper-middle layer of large teachers), so there is no layer ma
   KLs of the Q-Q, K-K and V-V relations. `num_relation_heads` defaults to the teacher's attention head count.
 
 Each KL is taken per (head, real query) over the real keys, averaged over heads and the example's real queries,
-then over examples: a batch's value is the mean of its examples' values. Q, K and V come from kdnlp.capture.
+then over examples: a batch's value is the mean of its examples' values. Q, K and V come from kdnlp.modeling.capture.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from typing import Literal
 
 import torch
 
-from kdnlp.errors import KdnlpError
-from kdnlp.layers import num_layers
+from kdnlp.core.errors import KdnlpError
+from kdnlp.modeling.layers import num_layers
 from kdnlp.losses import attention
 from kdnlp.losses.base import LOSSES, DistillationLoss
 

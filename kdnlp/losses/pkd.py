@@ -4,7 +4,7 @@ Model Compression").
 The student's [CLS] vectors at intermediate layers follow the teacher's mapped layers: for each mapped
 pair, the squared difference of the L2-normalised [CLS] hidden states, averaged over the hidden dimension,
 the examples and the mapped layers, as the PKD reference code's `F.mse_loss` computes it. PKD-Skip and
-PKD-Last are the `skip` and `last` layer maps (kdnlp.layers). The paper's beta = 100..500 weights this
+PKD-Last are the `skip` and `last` layer maps (kdnlp.modeling.layers). The paper's beta = 100..500 weights this
 mean: a sum over the hidden dimension would make the term hidden_size times stronger at the same beta.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from kdnlp.errors import KdnlpError
+from kdnlp.core.errors import KdnlpError
 from kdnlp.losses.base import LOSSES, MappedLoss
 
 

@@ -30,8 +30,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from kdnlp.errors import KdnlpError
-from kdnlp.layers import hidden_index, num_layers
+from kdnlp.core.errors import KdnlpError
+from kdnlp.modeling.layers import hidden_index, num_layers
 from kdnlp.losses.base import LOSSES, DistillationLoss
 
 

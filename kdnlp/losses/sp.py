@@ -1,6 +1,6 @@
 """Similarity-preserving KD (Tung & Mori 2019, "Similarity-Preserving Knowledge Distillation").
 
-For each mapped pair of layers (kdnlp.layers, default `uniform`), with A (b, d) one row per example of the batch,
+For each mapped pair of layers (kdnlp.modeling.layers, default `uniform`), with A (b, d) one row per example of the batch,
 G = A A^T (b x b) with each row L2-normalised, for the student and for the teacher:
 sp = mean over mapped pairs of ||G_S - G_T||_F^2 / b^2. The paper's gamma (3000 on CIFAR-10) weights it.
 Only similarities between examples are compared, so the widths may differ.

@@ -1,6 +1,6 @@
 """TinyBERT's losses (Jiao et al. 2020, "TinyBERT: Distilling BERT for Natural Language Understanding").
 
-Intermediate-layer distillation matches, layer by mapped layer (kdnlp.layers, TinyBERT's map is `uniform`):
+Intermediate-layer distillation matches, layer by mapped layer (kdnlp.modeling.layers, TinyBERT's map is `uniform`):
 - `tinybert_embedding`: MSE(E_S W_e, E_T) on the embedding outputs;
 - `tinybert_hidden`: MSE(H_S W_h, H_T) on each mapped layer's output;
 - `tinybert_attention`: MSE between the attention matrices of mapped layers.
@@ -64,7 +64,7 @@ def attention_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tens
 def projection(student_size: int, teacher_size: int) -> nn.Module:
     """A learnable map from the student's hidden size to the teacher's (none for equal sizes), started as the identity
     onto the teacher's first `student_size` units (zeros elsewhere, no bias). A truncated student's units are those
-    units of the teacher (kdnlp.students), so each is first compared with the unit it was cut from, and the student's
+    units of the teacher (kdnlp.modeling.students), so each is first compared with the unit it was cut from, and the student's
     features stay where its truncated pooler, classifier and upper layers read them. From a random start (TinyBERT's
     students have a fresh head anyway) the intermediate stages are free to turn the student's features away from the
     head they never train."""

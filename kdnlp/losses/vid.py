@@ -1,7 +1,7 @@
 """Variational information distillation (Ahn, Hu, Damianou, Lawrence, Dai 2019, "Variational Information
 Distillation for Knowledge Transfer").
 
-For each mapped pair of layers (kdnlp.layers, default `uniform`), the teacher's hidden state t is modelled as a
+For each mapped pair of layers (kdnlp.modeling.layers, default `uniform`), the teacher's hidden state t is modelled as a
 Gaussian given the student's, with mean mu(s) (a learnable regressor) and a learned per-dimension variance
 sigma_d^2 = softplus(alpha_d) + eps (the paper's parametrisation, eps = 1e-5); the student maximises the
 likelihood of the teacher's t:
@@ -19,7 +19,7 @@ Choices:
   variance-weighted FitNets hint and lets a student copied from the teacher start at its own layer's meaning.
 - sigma^2 starts at `init_variance` (5.0, the default of the VID loss in RepDistiller, the CRD authors' code).
 - One regressor and one variance vector per mapped pair; all are trained with the student, checkpointed, and
-  never exported (kdnlp.trainer).
+  never exported (kdnlp.training.trainer).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdnlp.errors import KdnlpError
+from kdnlp.core.errors import KdnlpError
 from kdnlp.losses.base import LOSSES, MappedLoss
 from kdnlp.losses.fitnets import regressor
 from kdnlp.losses.tinybert import masked_mse

@@ -1,0 +1,6 @@
+"""Column and input names that several layers share (the data a task makes, the trainer and the teacher cache read)."""
+
+#: Prefix of the columns holding the teacher's own tokenisation, when it reads text differently from the student.
+TEACHER_PREFIX = "teacher_"
+#: The column (and model input) holding each row's task index (multi-task).
+TASK = "task_ids"
