@@ -2,7 +2,8 @@
 # Issue 31: the results that used attention terms (tinybert_attention, minilm), measured again after the fix that
 # recomputes the student's attention before dropout (docs/methods.md, "Loss terms"). On STS-B, with one teacher:
 # 1. the 3-layer `tinybert` on a seeded 1,000-example subset over SEEDS beside its twin (1 + 1 epochs, as
-#    experiments/augment.sh's plain run; the subset here is distill's --max-train-samples);
+#    experiments/augment.sh's plain run; the subset here is distill's --max-train-samples), and the same with
+#    tinybert_attention's form: probs instead of the default scores;
 # 2. the narrow 4x312 `tinybert-narrow` student over SEEDS beside its twin (experiments/narrow.sh, variant fixed,
 #    which fine-tunes the teacher first if it is missing);
 # 3. the recipe check (experiments/recipe-check.sh, 200 steps a stage, seed 1) of the four recipes with attention
@@ -22,6 +23,12 @@ D="$OUT/stsb"
 $K distill --recipe tinybert --teacher "$D/teacher" --task stsb --data-dir "$DATA/glue" --max-train-samples 1000 \
   --set training.bf16=true --set training.save_strategy=no --set stages.intermediate.training.num_train_epochs=1 \
   --set stages.prediction.training.num_train_epochs=1 --seeds "$SEEDS" --control -o "$D/seeds-tinybert-1000"
+# the ablation: tinybert_attention on probabilities (its twins are the runs above)
+$K distill --recipe tinybert --teacher "$D/teacher" --task stsb --data-dir "$DATA/glue" --max-train-samples 1000 \
+  --set training.bf16=true --set training.save_strategy=no --set stages.intermediate.training.num_train_epochs=1 \
+  --set stages.prediction.training.num_train_epochs=1 --set 'stages.intermediate.losses=[{loss: tinybert_embedding,
+  weight: 1.0}, {loss: tinybert_hidden, weight: 1.0, layers: uniform}, {loss: tinybert_attention, weight: 1.0,
+  layers: uniform, form: probs}]' --seeds "$SEEDS" -o "$D/seeds-tinybert-1000-probs"
 $K report "$D/seeds-tinybert-1000" --teacher "$D/teacher" --data-dir "$DATA/glue" -o "$D/report-tinybert-1000" \
   --overwrite
 TASKS=stsb VARIANTS=fixed PRECISION=bf16 KDNLP="$K" experiments/narrow.sh "$DATA" "$OUT" "$SEEDS"
