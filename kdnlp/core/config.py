@@ -93,10 +93,6 @@ def from_dict(cls: type[T], data: Any, where: str) -> T:
     return obj
 
 
-def to_dict(obj: Any) -> Any:
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
-
-
 #: The largest seed: numpy's generator, which transformers.set_seed seeds, takes 0 to 2**32 - 1.
 MAX_SEED = 2**32 - 1
 
