@@ -128,12 +128,26 @@ def test_the_table_goes_between_the_markers_and_nowhere_else(tmp_path):
     assert page.read_text() == "# Results, no markers\n"
 
 
-def test_claims_command_reads_the_committed_files_and_refuses_a_damaged_one(tmp_path):
-    result = kdnlp("claims", "table", *CLAIMS)
-    assert result.returncode == 0 and result.stdout.strip() == format_claims(load_claims(CLAIMS))
+def test_a_damaged_claim_file_is_refused(tmp_path):
     damaged = tmp_path / "01-damaged.json"
     damaged.write_text('{"claim": "cut short"')
-    assert_user_error(kdnlp("claims", "table", damaged), str(damaged), "damaged")
+    with pytest.raises(KdnlpError, match="01-damaged.json' is damaged"):
+        load_claims([damaged])
+
+
+def test_claims_add_writes_the_file_and_the_table_in_one_command(tmp_path):
+    folder, results, page = seeds_folder(tmp_path), tmp_path / "results", tmp_path / "results.md"
+    results.mkdir()
+    page.write_text("# Results\n")
+    add = ["claims", "add", folder, "--claim", "hinton above its twin", "-o", results / "01-hinton.json", "--page", page]
+    assert_user_error(kdnlp(*add), "marker lines")
+    assert not any(results.iterdir())  # refused before anything was written
+    page.write_text(f"# Results\n{START}\n{END}\n")
+    result = kdnlp(*add)
+    assert result.returncode == 0, result.stderr
+    table = format_claims(load_claims([results / "01-hinton.json"]))
+    assert page.read_text() == f"# Results\n{START}\n{table}\n{END}\n"
+    assert_user_error(kdnlp(*add), "exists; pass --overwrite")
 
 
 def github_anchor(heading: str) -> str:

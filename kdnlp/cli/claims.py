@@ -36,8 +36,14 @@ def add(
     min_pct: Annotated[Optional[float], typer.Option("--min-pct", help="And when the recipe's mean is at least this % of the teacher (needs --teacher-score).")] = None,
     section: Annotated[Optional[str], typer.Option("--section", help="Anchor of the claim's section in docs/results.md.")] = None,
     metric: Annotated[Optional[str], typer.Option("--metric", help="How the scores were measured (default: task score, the runs' own evaluation).")] = None,
+    page: Annotated[Optional[Path], typer.Option("--page", help="Then rewrite this page's claims table from every claim file in the output's folder (docs/results.md).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing claim file.")] = False,
 ) -> None:
-    """Write a claim file from a seeds folder's summary.json; then rerun kdnlp claims table with --page."""
+    """Write a claim file from a seeds folder's summary.json (and with --page, the table that lists it)."""
+    if page is not None:
+        claims_.read_page(page)  # a page without the markers is refused before anything is written
     claims_.claim_from_seeds(folder, claim, output, teacher=teacher, min_se=min_se, min_pct=min_pct, section=section,
-                             metric=metric)
+                             metric=metric, overwrite=overwrite)
     typer.echo(f"wrote {output}")
+    if page is not None:
+        table(sorted(output.parent.glob("*.json")), page)

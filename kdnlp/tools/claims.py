@@ -10,7 +10,8 @@ was not kept) and `status`: current, pre-fix (measured before the code change `c
 of `commit`).
 
 `claim_from_seeds` writes a claim from a seeds folder (`kdnlp claims add`); `format_claims` is the table, and
-`write_table` puts it into the page between the markers below (`kdnlp claims table --page docs/results.md`).
+`write_table` puts it into the page between the markers below (`kdnlp claims table docs/results/*.json --page
+docs/results.md`, or `kdnlp claims add ... --page docs/results.md` in the same command as the new claim).
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ NOTE = ("*The table is generated from the claim files in [results/](results/) by
 
 def claim_from_seeds(folder: str | Path, claim: str, output: str | Path, teacher: float | None = None,
                      min_se: float = 2.0, min_pct: float | None = None, section: str | None = None,
-                     metric: str | None = None) -> dict[str, Any]:
+                     metric: str | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Writes `output`, the claim file of the seeds folder `folder` (its summary.json's figures, scaled as shown),
     and returns it."""
     if not is_seeds_folder(folder):
@@ -53,6 +54,8 @@ def claim_from_seeds(folder: str | Path, claim: str, output: str | Path, teacher
         raise KdnlpError(f"'{folder}' ran no control, so it has no paired difference; rerun it with --control")
     output = Path(output)
     check_output_file(output, "-o")
+    if output.exists() and not overwrite:
+        raise KdnlpError(f"claim file '{output}' exists; pass --overwrite to replace it, or give another -o")
     k = summary["scale"]
     score = {key: _scaled(value, k) for key, value in summary["score"].items()}
     score["seeds"], score["n"] = summary["score"]["seeds"], summary["score"]["n"]
@@ -162,18 +165,24 @@ def _status(claim: dict[str, Any]) -> str:
     return f"{source}; *{word} {claim['commit']}*"
 
 
-def write_table(page: str | Path, table: str) -> bool:
-    """Puts `table` between the START and END markers of `page`; returns whether the page changed."""
-    page = Path(page)
+def read_page(page: str | Path) -> tuple[str, str]:
+    """`page`'s text before its START marker and after its END marker (raises unless it has both, once each)."""
     try:
-        text = page.read_text(encoding="utf-8")
+        text = Path(page).read_text(encoding="utf-8")
     except OSError as e:
         raise KdnlpError(f"bad value '{page}' for --page: {e.strerror}") from None
     if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
         raise KdnlpError(f"bad value '{page}' for --page: give a page holding the marker lines '{START}' and "
                          f"'{END}', once each and in this order")
     head, rest = text.split(START)
-    new = f"{head}{START}\n{table}\n{END}{rest.split(END, 1)[1]}"
-    if new != text:
-        page.write_text(new, encoding="utf-8")
-    return new != text
+    return head, rest.split(END, 1)[1]
+
+
+def write_table(page: str | Path, table: str) -> bool:
+    """Puts `table` between the START and END markers of `page`; returns whether the page changed."""
+    head, tail = read_page(page)
+    new = f"{head}{START}\n{table}\n{END}{tail}"
+    if new == Path(page).read_text(encoding="utf-8"):
+        return False
+    Path(page).write_text(new, encoding="utf-8")
+    return True
