@@ -76,6 +76,8 @@ def test_a_claim_whose_figures_disagree_is_refused():
         check(claim(difference_se=0.93), "x.json")
     with pytest.raises(KdnlpError, match="2 differences for 3 seeds"):
         check(claim(differences=[0.57, 0.80]), "x.json")
+    with pytest.raises(KdnlpError, match="98.5% of the teacher but it has no teacher score"):
+        check({**claim(), "teacher": None}, "x.json")
     with pytest.raises(KdnlpError, match="needs the commit"):
         check({**claim(), "status": "superseded"}, "x.json")
     with pytest.raises(KdnlpError, match="bad status 'old'; valid: current, pre-fix, superseded"):

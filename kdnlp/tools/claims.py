@@ -96,6 +96,9 @@ def check(claim: dict[str, Any], path: str | Path) -> None:
     bad = f"claim file '{path}'"
     if claim["status"] not in STATUSES:
         raise KdnlpError(f"{bad}: bad status '{claim['status']}'; valid: {', '.join(STATUSES)}")
+    if claim["target"].get("min_pct") is not None and not claim.get("teacher"):
+        raise KdnlpError(f"{bad}: its target asks for {claim['target']['min_pct']:g}% of the teacher but it has no "
+                         "teacher score; give one (--teacher-score)")
     if claim["status"] != "current" and not claim.get("commit"):
         raise KdnlpError(f"{bad}: status '{claim['status']}' needs the commit that changed it ('commit')")
     missing = [k for k in ("seeds", "mean", "sd", "control_mean", "difference", "difference_se") if k not in s]
@@ -126,9 +129,7 @@ def verdict(claim: dict[str, Any]) -> str:
     if ratio <= target["min_se"]:
         why.append(f"{ratio:+.1f} SE, not above {target['min_se']:g}")
     pct = _pct(claim)
-    if target.get("min_pct") is not None and pct is None:
-        why.append(f"no teacher score to check {target['min_pct']:g}% of the teacher against")
-    elif target.get("min_pct") is not None and pct < target["min_pct"]:
+    if target.get("min_pct") is not None and pct < target["min_pct"]:
         why.append(f"{pct:.1f}% of the teacher, not {target['min_pct']:g}%")
     return "missed: " + "; ".join(why) if why else "**met**"
 
