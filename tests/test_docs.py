@@ -55,7 +55,8 @@ def claim(**score) -> dict:
             "differences": [0.57, 0.80, 1.83], "difference": 1.07, "difference_se": 0.39}
     return {"claim": "hinton beats its twin", "task": "sst2", "metric": "accuracy", "recipe": "hinton",
             "control": "twin", "score": {**base, **score}, "teacher": 89.79,
-            "target": {"min_se": 2, "min_pct": 98.5}, "source": "transcribed from docs/results.md#x", "status": "current"}
+            "target": {"min_se": 2, "min_pct": 98.5}, "source": "transcribed from docs/results.md#x",
+            "status": "current"}
 
 
 def test_verdict_checks_the_standard_errors_and_the_share_of_the_teacher():
@@ -141,7 +142,8 @@ def test_claims_add_writes_the_file_and_the_table_in_one_command(tmp_path):
     folder, results, page = seeds_folder(tmp_path), tmp_path / "results", tmp_path / "results.md"
     results.mkdir()
     page.write_text("# Results\n")
-    add = ["claims", "add", folder, "--claim", "hinton above its twin", "-o", results / "01-hinton.json", "--page", page]
+    add = ["claims", "add", folder, "--claim", "hinton above its twin", "-o", results / "01-hinton.json",
+           "--page", page]
     assert_user_error(kdnlp(*add), "marker lines")
     assert not any(results.iterdir())  # refused before anything was written
     page.write_text(f"# Results\n{START}\n{END}\n")

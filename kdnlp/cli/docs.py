@@ -34,13 +34,15 @@ def _command(cmd, ctx, path: str, depth: int) -> list[str]:
         records = [p.get_help_record(ctx) for p in cmd.get_params(ctx) if p.param_type_name == kind]
         records = [r for r in records if r is not None]
         if records:
-            out += [f"**{title}**:", ""] + [f"* `{name}`" + (f": {_prose(text)}" if text else "") for name, text in records]
+            out += [f"**{title}**:", ""]
+            out += [f"* `{name}`" + (f": {_prose(text)}" if text else "") for name, text in records]
             out.append("")
     names = cmd.list_commands(ctx) if hasattr(cmd, "list_commands") else []
     subs = [(name, cmd.get_command(ctx, name)) for name in names]
     if subs:
         out += ["**Commands**:", ""]
-        out += [f"* [`{name}`](#{_anchor(f'{path} {name}')}): {_prose(sub.get_short_help_str(limit=120))}" for name, sub in subs]
+        out += [f"* [`{name}`](#{_anchor(f'{path} {name}')}): {_prose(sub.get_short_help_str(limit=120))}"
+                for name, sub in subs]
         out.append("")
         for name, sub in subs:
             out += _command(sub, typer.Context(sub, info_name=name, parent=ctx), f"{path} {name}", depth + 1)

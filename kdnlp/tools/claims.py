@@ -48,7 +48,8 @@ def claim_from_seeds(folder: str | Path, claim: str, output: str | Path, teacher
     """Writes `output`, the claim file of the seeds folder `folder` (its summary.json's figures, scaled as shown),
     and returns it."""
     if not is_seeds_folder(folder):
-        raise KdnlpError(f"'{folder}' is not a seeds folder (no {SUMMARY}); give the -o folder of kdnlp distill --seeds")
+        raise KdnlpError(f"'{folder}' is not a seeds folder (no {SUMMARY}); give the -o folder of "
+                         "kdnlp distill --seeds")
     summary = read_json(Path(folder) / SUMMARY, "task", "recipe", "control_recipe", "scale", "score")
     if summary["control_recipe"] is None:
         raise KdnlpError(f"'{folder}' ran no control, so it has no paired difference; rerun it with --control")
@@ -151,7 +152,8 @@ def format_claims(claims: list[dict[str, Any]]) -> str:
         goal = f"> {target['min_se']:g} SE" + (f", ≥ {target['min_pct']:g}%" if target.get("min_pct") else "")
         claim = f"[{c['claim']}](#{c['section']})" if c.get("section") else c["claim"]
         cells = [claim, f"{c['task']}: {c['metric']}", ", ".join(map(str, s["seeds"])),
-                 f"`{c['recipe']}` {pm(s['mean'], s['sd'])}", f"{c['control']} {pm(s['control_mean'], s.get('control_sd'))}",
+                 f"`{c['recipe']}` {pm(s['mean'], s['sd'])}",
+                 f"{c['control']} {pm(s['control_mean'], s.get('control_sd'))}",
                  f"**{pm(s['difference'], s['difference_se'], '+')}**", "" if pct is None else f"{pct:.1f}%", goal,
                  verdict(c), _status(c)]
         lines.append("| " + " | ".join(cells) + " |")
