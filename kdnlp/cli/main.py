@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from kdnlp.cli import augment, check, distill, eval, finetune, generate, glue, init_student, new_model, push, recipes, report, train_mlm
+from kdnlp.cli import augment, check, claims, distill, eval, finetune, generate, glue, init_student, new_model, push, recipes, report, train_mlm
 from kdnlp.core.errors import KdnlpError, LineStream, line
 
 try:
@@ -33,6 +33,7 @@ app.command("push")(push.push)
 app.command("report")(report.report)
 app.command("check")(check.check)
 app.add_typer(recipes.app, name="recipes")
+app.add_typer(claims.app, name="claims")
 
 
 def main() -> None:
