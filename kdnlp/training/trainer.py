@@ -8,9 +8,9 @@ student's logits only.
 
 The trainer knows no kind of task. Each model is fed the inputs its own `forward` takes; a teacher with its own
 tokenizer reads the columns prefixed `teacher_` (see kdnlp.pipeline.runner). Inputs made from the targets (a
-decoder's) the teacher gets as the problem makes them for it (`target_inputs`, kdnlp.tasks.capabilities). The loss is scaled by the item count the
-Trainer uses (`labels != -100`: examples for classification, target tokens for seq2seq), so terms that are
-means over items are exact under gradient accumulation and multi-process training.
+decoder's) the teacher gets as the problem makes them for it (`target_inputs`, kdnlp.tasks.capabilities). The
+loss is scaled by the item count the Trainer uses (`labels != -100`: examples for classification, target tokens
+for seq2seq), so terms that are means over items are exact under gradient accumulation and multi-process training.
 """
 from __future__ import annotations
 

@@ -213,7 +213,8 @@ class MultiTaskProblem(Problem):
             raise KdnlpError(f"a multi-task student is built from the teachers; drop --student '{name}' "
                              f"(its encoder: {MultiTaskModel.__name__} starts from the first teacher's layers)")
         teachers = self._teachers(name)
-        return Ensemble([[load_classifier(n, task, True, **kwargs) for n in teachers[task.name]] for task in self.tasks])
+        return Ensemble([[load_classifier(n, task, True, **kwargs) for n in teachers[task.name]]
+                         for task in self.tasks])
 
     def build_student(self, teacher, spec):
         """The first task's first teacher made a student as for one task, its encoder shared by heads copied
@@ -231,8 +232,8 @@ class MultiTaskProblem(Problem):
         other = per_task[self.tasks[0].name].needs - {"logits"}
         if other:
             raise KdnlpError(f"multi-task distillation compares outputs only; its terms cannot read {', '.join(sorted(other))}")
-        return MultiTaskLoss(per_task, _members(teacher, len(self.tasks)), [t.num_labels for t in self.tasks], self.num_labels,
-                             self.settings.combine, self.settings.anneal)
+        return MultiTaskLoss(per_task, _members(teacher, len(self.tasks)), [t.num_labels for t in self.tasks],
+                             self.num_labels, self.settings.combine, self.settings.anneal)
 
     def export(self, model, tokenizer, folder):
         for task in self.tasks:
@@ -311,7 +312,8 @@ class MultiTaskProblem(Problem):
         raise KdnlpError(f"{self.name} is scored one task at a time: kdnlp eval {part_folder('TASK')} --task TASK")
 
     def speed(self, model, tokenizer, ds, max_length):
-        raise KdnlpError(f"{self.name} is timed one task at a time: kdnlp eval {part_folder('TASK')} --task TASK --speed")
+        raise KdnlpError(f"{self.name} is timed one task at a time: kdnlp eval {part_folder('TASK')} --task TASK "
+                         "--speed")
 
     def card(self, data_dir):
         raise KdnlpError(f"a multi-task run ({self.name}) publishes one task's model at a time, carded as that "
