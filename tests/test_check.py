@@ -9,8 +9,13 @@ import pytest
 
 from test_cli import assert_user_error, kdnlp
 
-from kdnlp.tools.check import check_folders, flags, format_check, majority_score
+from kdnlp.tools.check import check_folders, flags, format_check
 from kdnlp.core.errors import KdnlpError
+from kdnlp.tasks.kinds import get_problem
+
+
+def majority_score(task: str, data_dir: str | None = None, max_samples: int | None = None) -> float:
+    return get_problem(task).majority_score(data_dir, max_samples)
 
 
 @pytest.fixture

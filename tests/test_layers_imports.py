@@ -100,3 +100,48 @@ def test_cli_imports_no_torch():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+#: The layers above the tasks layer, which use a task only through kdnlp.tasks.base.Problem, its optional
+#: capabilities (kdnlp.tasks.capabilities) and kdnlp.tasks.kinds.
+ABOVE_TASKS = LAYERS[LAYERS.index("tasks") + 1:]
+#: The concrete kinds of task, which only the tasks layer names.
+KINDS = {"GlueProblem", "Seq2SeqProblem", "MultiTaskProblem"}
+#: Task names and key prefixes of kinds other than GLUE's single tasks, which no layer above tasks compares with.
+KIND_NAMES = {"translation", "summarization", "tasks:"}
+#: GLUE tools, which may look a task up in GLUE's own table (`... in glue.TASKS`).
+GLUE_TOOLS = {"kdnlp.tools.glue_suite"}
+
+
+def kind_leaks(package: Path) -> list[str]:
+    """Where a module above the tasks layer names a concrete kind of task or an input only one kind has (a decoder's,
+    the multi-task row's task), branches on a problem's `outputs`, compares with another kind's task name, or
+    (outside the GLUE tools) asks whether a task is in GLUE's table."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        module = module_name(path)
+        if layer(module) <= LAYERS.index("tasks"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            where = f"{module}:{getattr(node, 'lineno', '?')}"
+            named = {getattr(node, "id", None), getattr(node, "attr", None), getattr(node, "name", None)}
+            if named & KINDS:
+                found.append(f"{where} names {(named & KINDS).pop()}")
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                    (node.value.startswith("decoder_") or node.value == "task_ids"):
+                found.append(f"{where} names the input {node.value} of one kind")
+            if not isinstance(node, ast.Compare):
+                continue
+            sides = [node.left, *node.comparators]
+            if any(getattr(s, "attr", getattr(s, "id", None)) == "outputs" for s in sides):
+                found.append(f"{where} branches on outputs")
+            if any(isinstance(s, ast.Constant) and s.value in KIND_NAMES for s in sides):
+                found.append(f"{where} compares with a task name")
+            if module not in GLUE_TOOLS and any(getattr(s, "attr", None) == "TASKS" for s in node.comparators):
+                found.append(f"{where} looks a task up in GLUE's table")
+    return found
+
+
+def test_no_layer_above_tasks_knows_a_kind_of_task():
+    """Per-kind behaviour is the problem's (its core or an optional capability), never a branch above it."""
+    assert kind_leaks(ROOT / "kdnlp") == []

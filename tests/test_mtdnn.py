@@ -55,10 +55,10 @@ def spec(teachers: dict[str, list[str]]) -> str:
     return ";".join(f"{t}={','.join(names)}" for t, names in teachers.items())
 
 
-def problem_with(teachers, tasks=("sst2", "mrpc", "stsb")):
-    from kdnlp.tasks.kinds import get_problem
+def problem_with(teachers, tasks=("sst2", "mrpc", "stsb"), **settings):
+    from kdnlp.tasks.multitask.problem import MultiTaskProblem, Settings
 
-    problem = get_problem("tasks:" + ",".join(tasks))
+    problem = MultiTaskProblem(list(tasks), Settings(**settings))
     ensemble = problem.load_model(spec({t: teachers[t] for t in tasks}), require_head=True).eval()
     return problem, ensemble
 
@@ -102,10 +102,9 @@ def hinton_loss(teachers, temperature: float, anneal: bool):
     from kdnlp.losses import LossContext
     from kdnlp.losses import LossTerm
 
-    problem, ensemble = problem_with(teachers, ("sst2",))
-    problem.settings.anneal = anneal
+    problem, ensemble = problem_with(teachers, ("sst2",), anneal=anneal)
     ctx = LossContext(2, ensemble.config, ensemble.config)
-    return problem.build_loss([LossTerm("hinton", 1.0, "hinton", {"temperature": temperature})], ctx)
+    return problem.build_loss([LossTerm("hinton", 1.0, "hinton", {"temperature": temperature})], ctx, ensemble)
 
 
 @pytest.mark.parametrize("temperature", [1.0, 2.0])
@@ -143,7 +142,26 @@ def test_multitask_terms_at_two_temperatures_are_refused(teachers):
     problem, ensemble = problem_with(teachers, ("sst2",))
     terms = [LossTerm("hinton", 1.0, "a", {"temperature": 1.0}), LossTerm("hinton", 1.0, "b", {"temperature": 2.0})]
     with pytest.raises(KdnlpError, match="one temperature.*1.0, 2.0"):
-        problem.build_loss(terms, LossContext(2, ensemble.config, ensemble.config))
+        problem.build_loss(terms, LossContext(2, ensemble.config, ensemble.config), ensemble)
+
+
+def test_the_problem_keeps_no_state_between_calls(teachers, data, tokenizer):
+    """The teachers reach the loss and the final metrics in their arguments; the recipe makes a new problem."""
+    from types import SimpleNamespace
+
+    from kdnlp.losses import LossContext, LossTerm
+
+    problem, ensemble = problem_with(teachers, ("sst2", "stsb"))
+    before = dict(vars(problem))
+    ctx = LossContext(2, ensemble.config, ensemble.config)
+    problem.build_loss([LossTerm("hinton", 1.0, "hinton", {"temperature": 2.0})], ctx, ensemble)
+    dev = problem.load("validation", str(data))
+    final = problem.final_metrics({"eval_average": 0.5}, None, tokenizer, dev, 64, ensemble)
+    assert "ensemble/average" in final and "teacher2/sst2/accuracy" in final
+    assert problem.final_metrics({"eval_average": 0.5}, None, tokenizer, dev, 64) == {"average": 0.5}
+    configured = problem.configured(SimpleNamespace(multitask={"combine": "logits"}))
+    assert configured.settings.combine == "logits" and configured is not problem
+    assert vars(problem) == before
 
 
 @pytest.mark.parametrize("sampling", ["proportional", "temperature", "round_robin"])

@@ -181,9 +181,10 @@ def test_accumulation_over_target_tokens_matches_one_large_batch(tmp_path):
 
 def test_the_teacher_decodes_the_targets_from_its_own_start_token(tmp_path):
     """A BART student starts its decoder inputs with </s>, its Marian teacher with <pad>: the teacher reads the
-    targets as its own forward reads labels."""
+    targets as its own forward reads labels (the decoder inputs the seq2seq problem makes for it)."""
     from transformers import BartConfig, BartForConditionalGeneration, DataCollatorForSeq2Seq, TrainingArguments
 
+    from kdnlp.tasks.kinds import get_problem
     from kdnlp.training.trainer import DistillationTrainer
 
     torch.manual_seed(0)
@@ -197,7 +198,7 @@ def test_the_teacher_decodes_the_targets_from_its_own_start_token(tmp_path):
     assert batch["decoder_input_ids"][:, 0].tolist() == [1] * 4 and teacher.config.decoder_start_token_id == 0
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
     trainer = DistillationTrainer(model=student, args=args, loss=word_level_kd(student, teacher), teacher=teacher,
-                                  data_collator=collate)
+                                  data_collator=collate, target_inputs=get_problem("translation").target_inputs)
     own = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
     torch.testing.assert_close(trainer.teacher_outputs(batch).logits, own.logits)
 

@@ -11,7 +11,7 @@ from kdnlp.cli.lazy import lazy
 from kdnlp.core.errors import KdnlpError
 from kdnlp.training import parallel
 
-multitask_problem = lazy("kdnlp.tasks.multitask.problem")
+kinds = lazy("kdnlp.tasks.kinds")
 
 Task = Annotated[str, typer.Option("--task", "-t", help="GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, mnli-mm, qnli, rte, wnli) or seq2seq task (translation, summarization).")]
 DataDir = Annotated[
@@ -76,7 +76,7 @@ def task_options(source: str | None, target: str | None, num_beams: int | None, 
 
 
 def multitask(task: str | None, tasks: str | None, teacher: str | None, teachers: list[str] | None):
-    """The task and teacher that --tasks and --teachers stand for (kdnlp.tasks.multitask.problem), or the given ones."""
+    """The task and teacher that --tasks and --teachers stand for (a multi-task problem's), or the given ones."""
     if tasks is None:
         if teachers:
             raise KdnlpError("--teachers gives the ensembles of a multi-task run: pass --tasks too (or --teacher for one task)")
@@ -85,5 +85,5 @@ def multitask(task: str | None, tasks: str | None, teacher: str | None, teachers
         raise KdnlpError(f"--tasks and --teachers replace --{'task' if task is not None else 'teacher'}: give one or the other")
     if not teachers:
         raise KdnlpError("--tasks needs the teachers of each task: --teachers TASK=FOLDER[,FOLDER...]")
-    return multitask_problem.PREFIX + tasks, ";".join(teachers)
+    return kinds.joint_task(tasks), ";".join(teachers)
 

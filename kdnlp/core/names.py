@@ -2,5 +2,3 @@
 
 #: Prefix of the columns holding the teacher's own tokenisation, when it reads text differently from the student.
 TEACHER_PREFIX = "teacher_"
-#: The column (and model input) holding each row's task index (multi-task).
-TASK = "task_ids"

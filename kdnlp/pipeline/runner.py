@@ -1,5 +1,6 @@
 """The run of a recipe: prepare (recipe, problem, data, models) -> each stage (a DistillationTrainer) -> finish
-(exported student, metrics). What differs between kinds of task is the problem's (kdnlp.tasks)."""
+(exported student, metrics). What differs between kinds of task is the problem's (kdnlp.tasks): its core, and the
+optional capabilities (kdnlp.tasks.capabilities) it has, without which the runner does what is written here."""
 from __future__ import annotations
 
 import platform
@@ -16,17 +17,18 @@ from kdnlp.core.errors import KdnlpError, say
 from kdnlp.core.hashing import weights_digest
 from kdnlp.core.names import TEACHER_PREFIX
 from kdnlp.core.run import SETTINGS, RunFolder, read_json, write_json
-from kdnlp.losses import LOSSES, LossContext
+from kdnlp.losses import LOSSES, CompositeLoss, LossContext
 from kdnlp.modeling.layers import describe
 from kdnlp.modeling.models import load_tokenizer, num_params
 from kdnlp.modeling.students import build_student, student_config
 from kdnlp.pipeline import recipe as recipes
 from kdnlp.pipeline.sources import SOURCES
-from kdnlp.tasks.kinds import get_problem
 from kdnlp.tasks.base import Problem
+from kdnlp.tasks.capabilities import (BatchOrder, Configured, ModelChecks, OwnLoss, OwnStudent, Parts, TargetInputs,
+                                      TeacherFolder)
+from kdnlp.tasks.kinds import get_problem
 from kdnlp.tasks.text import encode_text, load_text
 from kdnlp.training.args import DEFAULT_TRAINING, training_args
-from kdnlp.training.trainer import decoder_tokens
 
 
 #: Written in a stage's folder when the stage has finished, with its metrics.
@@ -117,10 +119,16 @@ class PairedCollator:
         return {**self.student(rest), **{TEACHER_PREFIX + k: v for k, v in self.teacher(own).items()}}
 
 
+def _teacher_folder(problem: Problem, teacher: str) -> str:
+    """The model folder whose tokenizer the teacher `teacher` reads text with: the teacher's own, unless the problem
+    names teachers otherwise."""
+    return problem.teacher_folder(teacher) if isinstance(problem, TeacherFolder) else teacher
+
+
 def _teacher_reading(rec: recipes.Recipe, problem: Problem, teacher: str, student: str, tokenizer, sample):
     """The teacher's tokenizer if it reads `sample` differently from the student's, else None. Terms that compare
     the two models token by token or layer by layer need one reading; the others let each read the text its way."""
-    theirs = load_tokenizer(problem.teacher_folder(teacher))
+    theirs = load_tokenizer(_teacher_folder(problem, teacher))
     if theirs.get_vocab() == tokenizer.get_vocab() and problem.encode(sample, theirs, rec.max_length).to_dict() == \
             problem.encode(sample, tokenizer, rec.max_length).to_dict():
         return None
@@ -143,7 +151,8 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
 
     rec = recipe if isinstance(recipe, recipes.Recipe) else recipes.load(recipe, overrides)
     problem = get_problem(task, **(problem_options or {}))
-    problem.configure(rec)
+    if isinstance(problem, Configured):
+        problem = problem.configured(rec)
     if rec.uses_teacher and teacher is None:
         raise KdnlpError(f"recipe '{rec.name}' distills from a teacher; pass --teacher")
     if student is None and (teacher is None or rec.student is None):
@@ -161,7 +170,7 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
     seed = int(rec.training.get("seed", DEFAULT_TRAINING["seed"]))
     if teacher is not None:
         problem.check_teacher(teacher)
-    tokenizer = load_tokenizer(student or problem.teacher_folder(teacher))
+    tokenizer = load_tokenizer(student or _teacher_folder(problem, teacher))
     train = None
     if any(SOURCES.get(s.data).reads_task for s in rec.stages):  # data-free runs never open the train split
         train = problem.load("train", data_dir, max_train_samples, seed)
@@ -176,13 +185,15 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
     if student is not None:
         student_model = problem.load_model(student, require_head=False)
     else:
-        student_model, ids = problem.build_student(teacher_model, rec.student)
+        build = problem.build_student if isinstance(problem, OwnStudent) else build_student
+        student_model, ids = build(teacher_model, rec.student)
         c = student_model.config
         say(f"student ({rec.student.init}): teacher layers {ids}, hidden {c.hidden_size}, {c.num_attention_heads} heads")
         info["student_layers"] = ids
     _check_chain(rec, student_model.config, teacher_tokenizer is not None)
-    if teacher_model is not None and problem.outputs == "tokens":
-        _check_word_level(rec, teacher, student, teacher_model, student_model)
+    if teacher_model is not None and isinstance(problem, ModelChecks):
+        terms = [(t.name, LOSSES.get(t.loss)) for st in rec.stages for t in st.losses]
+        problem.check_models(terms, teacher, student, teacher_model, student_model)
     info["params"] = {"student": num_params(student_model)}
     if teacher_model is not None:
         info["params"]["teacher"] = num_params(teacher_model)
@@ -235,21 +246,6 @@ def _check_chain(rec: recipes.Recipe, config, own_reading: bool) -> None:
             raise KdnlpError(f"stages.{st.name}.student: {e}") from None
 
 
-def _check_word_level(rec: recipes.Recipe, teacher: str, student: str | None, teacher_model, student_model) -> None:
-    """Fails before anything trains if a term runs the teacher on the student's targets (seq2seq) and the teacher
-    cannot make its own decoder inputs from them (kdnlp.training.trainer), or if a term compares the two models' per-token
-    distributions and they predict over vocabularies of different sizes."""
-    terms = [(t.name, LOSSES.get(t.loss)) for st in rec.stages for t in st.losses]
-    if any(loss.uses_teacher for _, loss in terms):
-        decoder_tokens(teacher_model.config)
-    compared = [name for name, loss in terms if loss.uses_teacher and "logits" in loss.needs]
-    taught, learning = (m.get_output_embeddings().weight.shape[0] for m in (teacher_model, student_model))
-    if compared and taught != learning:
-        raise KdnlpError(f"teacher '{teacher}' predicts over {taught} tokens and student '{student}' over "
-                         f"{learning}, and the term '{compared[0]}' compares their distributions token by token; use "
-                         "a student with the teacher's vocabulary size")
-
-
 def _step_down(run: Run, st: recipes.Stage) -> dict[str, Any]:
     """For a `teacher: previous` stage: the student of the stage before it, read back from its model folder, becomes
     the teacher (the same weights in an uninterrupted and a resumed run; the teacher-logit cache keys on them), and
@@ -292,11 +288,17 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
     transformers.set_seed(run.seed)
     ctx = LossContext(run.problem.num_labels, run.student_model.config, getattr(run.teacher_model, "config", None),
                       run.problem.outputs)
-    loss = run.problem.build_loss(st.losses, ctx)
+    if isinstance(run.problem, OwnLoss):
+        loss = run.problem.build_loss(st.losses, ctx, run.teacher_model)
+    else:
+        loss = CompositeLoss.build(st.losses, ctx)
     say(f"stage '{st.name}': loss = {loss.formula()}")
     described = {"formula": loss.formula(),
                  "layer_maps": {n: describe(t.pairs) for n, t in loss.terms.items() if hasattr(t, "pairs")}}
     args = run.args[st.name]
+    batches = None
+    if isinstance(run.problem, BatchOrder):
+        batches = run.problem.train_batches(train, args.per_device_train_batch_size, args.seed, args.world_size)
     trainer = source.trainer(
         run, st,
         model=run.student_model,
@@ -309,8 +311,8 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
         processing_class=run.tokenizer,
         compute_metrics=run.problem.compute_metrics(),
         teacher_cache=run.teacher_cache and run.problem.caches_logits and source.caches_logits,
-        train_batches=run.problem.train_batches(train, args.per_device_train_batch_size, args.seed,
-                                                args.world_size),
+        train_batches=batches,
+        target_inputs=run.problem.target_inputs if isinstance(run.problem, TargetInputs) else None,
     )
     checkpoint = last_checkpoint(Path(args.output_dir)) if run.resume else None
     if checkpoint:
@@ -334,7 +336,8 @@ def finish(run: Run, stages: dict[str, Any]) -> dict[str, Any]:
     evaluated = stages[last]["eval"]
     final = {k.removeprefix("eval_"): v for k, v in evaluated.items()}
     if done and run.state.is_main_process:
-        final = run.problem.final_metrics(evaluated, run.student_model, run.tokenizer, run.dev, run.rec.max_length)
+        final = run.problem.final_metrics(evaluated, run.student_model, run.tokenizer, run.dev, run.rec.max_length,
+                                          run.teacher_model)
     metrics = {"task": run.problem.name, "split": "validation", "examples": len(run.dev), "metrics": final,
                "summary": run.problem.summary(final, len(run.dev)), "stages": stages, "finished": done}
     if not done:
@@ -344,7 +347,8 @@ def finish(run: Run, stages: dict[str, Any]) -> dict[str, Any]:
         run.state.wait_for_everyone()
         return metrics
     _save(run.student_model, run.tokenizer, run.work / "model")
-    run.problem.export(run.student_model, run.tokenizer, run.work)
+    if isinstance(run.problem, Parts):
+        run.problem.export(run.student_model, run.tokenizer, run.work)
     write_json(run.work / "metrics.json", metrics)
     chain = {name: s["chain"] for name, s in stages.items() if "chain" in s}
     if chain:  # the run's student is the last link's

@@ -30,13 +30,11 @@ from kdnlp.core.run import SETTINGS, RunFolder, read_json, write_json
 from kdnlp.pipeline import recipe as recipes
 from kdnlp.pipeline import runner
 from kdnlp.pipeline.sources import SOURCES
-from kdnlp.tasks.kinds import get_problem
+from kdnlp.tasks.kinds import TASK_OPTIONS, get_problem
 
 SUMMARY = "summary.json"
 #: The recipe whose loss the control trains with.
 CONTROL_LOSS = "baseline"
-#: The options of `run_recipe` that choose the task (kdnlp.tasks.kinds.get_problem) rather than the run.
-TASK_OPTIONS = ("source", "target", "num_beams", "max_new_tokens")
 
 
 def parse_seeds(text: str) -> list[int]:

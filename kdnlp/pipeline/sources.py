@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from kdnlp.core.errors import KdnlpError
 from kdnlp.core.registry import Registry
 from kdnlp.methods.datafree.trainer import data_free_trainer, latent_seeds, parse_settings
+from kdnlp.tasks.capabilities import TeacherTargets
 from kdnlp.training.trainer import DistillationTrainer
 
 
@@ -53,10 +54,16 @@ class TaskSource(Source):
 
     @classmethod
     def train_set(cls, run, st):
-        with run.state.main_process_first():  # teacher outputs are generated once, then read from the cache
-            settings = run.rec.generation_settings() if st.targets != "gold" else None
-            ds = run.problem.train_set(run.train, st.targets, run.stage_teacher(st), settings,
-                                       run.args[st.name].device)
+        """The gold examples, or those the problem makes with the teacher's outputs as targets (TeacherTargets)."""
+        ds = run.train
+        if isinstance(run.problem, TeacherTargets):
+            with run.state.main_process_first():  # teacher outputs are generated once, then read from the cache
+                settings = run.rec.generation_settings() if st.targets != "gold" else None
+                ds = run.problem.train_set(run.train, st.targets, run.stage_teacher(st), settings,
+                                           run.args[st.name].device)
+        elif st.targets != "gold":
+            raise KdnlpError(f"targets '{st.targets}' (the teacher's generated outputs) are for seq2seq tasks, not "
+                             f"{run.problem.name}")
         run.train_sizes["task"] = len(ds)
         return run.encode(ds)
 

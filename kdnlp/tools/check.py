@@ -3,9 +3,9 @@ below its no-teacher twin (the control of `distill --seeds --control`).
 
 It reads seeds folders (kdnlp.pipeline.seeds): each member's `metrics.json`, and the dev labels of the rows they were scored
 on (the folder's `settings.json` names the data folder and `max_eval_samples`). The majority-class score is the
-task score (kdnlp.tasks.glue.metrics.task_score: the mean of the task's metrics, e.g. accuracy and F1 for MRPC) of predicting
-the dev set's most frequent label for every example; for regression (STS-B) a constant prediction, whose
-correlation with the scores is 0. experiments/recipe-check.sh runs every GLUE recipe this way.
+task score (the mean of the task's metrics, e.g. accuracy and F1 for MRPC) of predicting the dev set's most frequent
+label for every example; for regression (STS-B) a constant prediction, whose correlation with the scores is 0: the
+problem's (kdnlp.tasks.capabilities.MajorityClass). experiments/recipe-check.sh runs every GLUE recipe this way.
 """
 from __future__ import annotations
 
@@ -17,26 +17,11 @@ from typing import Any
 from kdnlp.core.errors import KdnlpError
 from kdnlp.core.run import SETTINGS, read_json
 from kdnlp.pipeline.seeds import SUMMARY, expand, is_seeds_folder
+from kdnlp.tasks.capabilities import MajorityClass
 from kdnlp.tasks.kinds import get_problem
-from kdnlp.tasks.glue import data as glue
-from kdnlp.tasks.glue import metrics
-from kdnlp.tasks.glue.problem import GlueProblem
 
 #: Points (the task's display scale: 100 for GLUE) below its control from which a student is flagged.
 THRESHOLD = 5.0
-
-
-def majority_score(task: str, data_dir: str | None = None, max_samples: int | None = None) -> float:
-    """The task score of predicting the most frequent dev label for every one of the first `max_samples` dev
-    examples (all without it); 0.0 for a regression task."""
-    glue_task = glue.get_task(task)
-    if glue_task.regression:
-        return 0.0
-    dev = glue.load_split(glue_task, "validation", data_dir, max_samples)
-    glue.require_labels(dev, glue_task, "validation")
-    labels = dev["label"]
-    label = Counter(labels).most_common(1)[0][0]
-    return metrics.task_score(glue_task, metrics.compute(glue_task, [label] * len(labels), labels))
 
 
 def flags(scores: dict[int, float], controls: dict[int, float] | None, majority: float, threshold: float,
@@ -84,12 +69,12 @@ def check_folders(folders: list[str], threshold: float | None = None, data_dir: 
         folder = Path(member["folder"])
         summary = read_json(folder / SUMMARY, "task")
         problem = get_problem(summary["task"])
-        if not isinstance(problem, GlueProblem):
+        if not isinstance(problem, MajorityClass):
             raise KdnlpError(f"'{folder}' holds {summary['task']} runs; the check is for single GLUE tasks")
         options = read_json(folder / SETTINGS).get("options") or {}
         where = (problem.name, data_dir or options.get("data_dir"), options.get("max_eval_samples"))
         if where not in majorities:
-            majorities[where] = majority_score(*where)
+            majorities[where] = problem.majority_score(*where[1:])
         scores = _scores(member["seed"], problem)
         controls = _scores(member["control"], problem) if "control" in member else None
         mean = statistics.fmean(scores.values())

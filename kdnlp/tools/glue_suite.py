@@ -2,7 +2,7 @@
 
 Which model scores which task comes from where the model was trained, never from its labels alone (HF's generic
 LABEL_i names fit any task of that size, and QNLI and RTE share theirs): a multi-task run folder holds one model
-per task in `tasks/<task>/model`; a run folder's `run.json` (or, for its `model/` folder, the run's) names its one
+per task (kdnlp.tasks.kinds.run_parts); a run folder's `run.json` (or, for its `model/` folder, the run's) names its one
 task; any other model is scored on the tasks `--tasks` names, each checked against its labels. MNLI's model also
 predicts MNLI-mismatched and the diagnostic set (AX).
 """
@@ -18,6 +18,7 @@ from kdnlp.modeling.models import check_classifier, load_classifier, load_tokeni
 from kdnlp.tasks.glue import data as glue
 from kdnlp.tasks.glue import metrics
 from kdnlp.tasks.glue.problem import predict
+from kdnlp.tasks.kinds import run_parts
 
 #: Placeholder prediction of `--fill-missing` rows: class index 0 (0 for CoLA, SST-2, MRPC, QQP and WNLI,
 #: `entailment` for QNLI, RTE, MNLI and AX), and the middle of STS-B's 0..5 scale.
@@ -51,16 +52,13 @@ def task_models(model: str, tasks: list[str], named: bool = False) -> dict[str, 
     """The model of each task of `tasks` that `model` was trained for (see the module's docstring); `named`: the
     user named `tasks` (--tasks), the only way to say what a model without a run folder was trained for."""
     root = Path(model)
-    if (root / "tasks").is_dir():
+    if (parts := run_parts(root)) is not None:
         found: dict[str, str] = {}
-        for sub in sorted((root / "tasks").iterdir()):
-            if (sub / "model" / "config.json").is_file():
-                key = glue.get_task(sub.name).name
-                found[key] = str(sub / "model")
-                if key == "mnli":
-                    found.setdefault("mnli-mm", str(sub / "model"))
-        if not found:
-            raise KdnlpError(f"'{model}/tasks' holds no task model (expected tasks/<task>/model/config.json)")
+        for name, folder in parts.items():
+            key = glue.get_task(name).name
+            found[key] = str(folder)
+            if key == "mnli":
+                found.setdefault("mnli-mm", str(folder))
         return {t: found[t] for t in tasks if t in found}
     path = resolve(model)
     if task := _trained_for(root):

@@ -21,8 +21,9 @@ from kdnlp.core.run import read_json
 from kdnlp.losses import LOSSES
 from kdnlp.modeling.models import ALIASES, resolve
 from kdnlp.pipeline.seeds import SUMMARY
+from kdnlp.tasks.base import Card, Published
+from kdnlp.tasks.capabilities import Parts
 from kdnlp.tasks.kinds import get_problem
-from kdnlp.tasks.glue import data as glue
 from kdnlp.tools.evaluation import evaluate_models
 
 #: The files of a model folder that are the model: weights, config, tokenizer.
@@ -41,8 +42,9 @@ def hub_api(token: str | None):
     return HfApi(token=token)
 
 
-def published(run_dir: Path, task: str | None = None):
-    """The run's model that is uploaded (kdnlp.tasks.base.Published), as the run's kind of task says."""
+def published(run_dir: Path, task: str | None = None) -> Published:
+    """The run's model that is uploaded: its student, or the part answering `task` of a run with parts
+    (kdnlp.tasks.capabilities.Parts)."""
     run = _read_json(run_dir / "run.json")
     if (run_dir / SUMMARY).is_file():
         raise KdnlpError(f"'{run_dir}' is a seeds folder (distill --seeds): push one of its runs, e.g. "
@@ -50,7 +52,12 @@ def published(run_dir: Path, task: str | None = None):
     if not run or not (run_dir / "recipe.yaml").is_file():
         raise KdnlpError(f"'{run_dir}' is not a finished kdnlp run folder (no run.json or recipe.yaml in it)")
     metrics = _read_json(run_dir / "metrics.json")
-    return get_problem(run.get("task") or metrics.get("task", "")).published(run, metrics.get("metrics", {}), task)
+    problem = get_problem(run.get("task") or metrics.get("task", ""))
+    if isinstance(problem, Parts):
+        return problem.published(run, metrics.get("metrics", {}), task)
+    if task is not None:
+        raise KdnlpError(f"--task is for multi-task runs; this run learned only {problem.name}")
+    return Published(Path("model"), run.get("task", problem.name), run.get("teacher"), metrics.get("metrics", {}))
 
 
 def student_files(run_dir: Path, folder: Path = Path("model")) -> list[Path]:
@@ -104,19 +111,13 @@ def _scores(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not k.startswith(skip)}
 
 
-def _eval_results(task: str, metrics: dict[str, float], data_dir: str | None) -> list:
+def _eval_results(card: Card, metrics: dict[str, float]) -> list:
     from huggingface_hub import EvalResult
 
-    if task in glue.TASKS:
-        t = glue.TASKS[task]
-        kind, dataset, config, split = "text-classification", glue.HUB_DATASET, t.hub_config, t.hub_validation
-        title, names = f"GLUE {t.leaderboard}", t.metrics
-    else:
-        kind = "translation" if task == "translation" else "summarization"
-        dataset, config, split, title = Path(str(data_dir)).name or task, None, "validation", Path(str(data_dir)).name
-        names = tuple(_scores(metrics))
-    return [EvalResult(task_type=kind, dataset_type=dataset, dataset_name=title or task, dataset_config=config,
-                       dataset_split=split, metric_type=m, metric_name=m, metric_value=float(metrics[m]))
+    names = card.metrics if card.metrics is not None else tuple(_scores(metrics))
+    return [EvalResult(task_type=card.task_type, dataset_type=card.dataset, dataset_name=card.dataset_name,
+                       dataset_config=card.config, dataset_split=card.split, metric_type=m, metric_name=m,
+                       metric_value=float(metrics[m]))
             for m in names if isinstance(metrics.get(m), (int, float))]
 
 
@@ -174,13 +175,11 @@ def model_card(run_dir: str | Path, repo_id: str, license: str | None = None, ba
     base_model = base_model or found_base
     license = license or found_license or DEFAULT_LICENSE
     scores = part.metrics
-    data_dir = settings.get("data_dir")
-    datasets = [glue.HUB_DATASET] if task in glue.TASKS else []
+    card = get_problem(task).card(settings.get("data_dir"))
     data = ModelCardData(
-        license=license, library_name="transformers", tags=TAGS, datasets=datasets or None, base_model=base_model,
-        pipeline_tag="text-classification" if task in glue.TASKS else "text2text-generation",
-        model_name=repo_id.split("/")[-1],
-        eval_results=_eval_results(task, scores, data_dir) or None,
+        license=license, library_name="transformers", tags=TAGS, datasets=card.datasets or None, base_model=base_model,
+        pipeline_tag=card.pipeline_tag, model_name=repo_id.split("/")[-1],
+        eval_results=_eval_results(card, scores) or None,
     )
     if part.reference is not None:
         teacher_scores, reference = part.reference, "teachers' ensemble"
@@ -197,7 +196,7 @@ def model_card(run_dir: str | Path, repo_id: str, license: str | None = None, ba
             "- Student: " + (f"`{student}`{origin}" if student else
                               f"built from the teacher's layers {run.get('student_layers')} "
                               f"({(recipe.get('student') or {}).get('init', 'copy')})"),
-            f"- Training data: {_data_line(task, settings, run, recipe)}",
+            f"- Training data: {_data_line(task, card, settings, run, recipe)}",
             "- Loss (per stage):", *_loss_lines(recipe, run)]
     temps = sorted({t["temperature"] for st in recipe.get("stages", []) for t in st["losses"] if "temperature" in t})
     if temps:
@@ -218,9 +217,9 @@ def model_card(run_dir: str | Path, repo_id: str, license: str | None = None, ba
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
 
 
-def _data_line(task: str, settings: dict[str, Any], run: dict[str, Any], recipe: dict[str, Any]) -> str:
+def _data_line(task: str, card: Card, settings: dict[str, Any], run: dict[str, Any], recipe: dict[str, Any]) -> str:
     sizes = run.get("train_examples") or {}
-    where = settings.get("data_dir") or (glue.HUB_DATASET if task in glue.TASKS else "?")
+    where = settings.get("data_dir") or next(iter(card.datasets), "?")
     line = f"{task} train split from `{where}` ({sizes.get('task', '?')} examples)"
     if settings.get("text"):
         line += f"; unlabeled text {settings['text']} ({sizes.get('text', '?')} texts)"

@@ -17,6 +17,7 @@ from kdnlp.core.errors import KdnlpError, say
 from kdnlp.core.run import SETTINGS, RunFolder, read_json, write_json
 from kdnlp.modeling.models import resolve
 from kdnlp.pipeline.seeds import compare, expand, format_comparisons, mean_sd
+from kdnlp.tasks.kinds import part_folder, run_parts
 from kdnlp.tools.evaluation import evaluate_models
 
 PLOT = "report.png"
@@ -26,9 +27,9 @@ def _run_info(path: Path) -> dict[str, Any]:
     if not (path / "run.json").is_file() or not (path / SETTINGS).is_file():
         raise KdnlpError(f"'{path}' is not a finished kdnlp run folder (no run.json or {SETTINGS})")
     run = read_json(path / "run.json")
-    if (path / "tasks").is_dir():
+    if run_parts(path) is not None:
         raise KdnlpError(f"'{path}' is a multi-task run ({run.get('task')}); compare each task's model with its "
-                         f"teacher: kdnlp eval TEACHER {path / 'tasks' / 'TASK' / 'model'} --task TASK --speed")
+                         f"teacher: kdnlp eval TEACHER {path / part_folder('TASK')} --task TASK --speed")
     settings = read_json(path / SETTINGS, "recipe")
     recipe = json.loads(json.dumps(settings["recipe"]))
     seed = recipe.get("training", {}).pop("seed", 42)

@@ -19,6 +19,7 @@ float16 (23 GB for SST-2's train set), more than a disk cache saves on 2 CPU cor
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from typing import TYPE_CHECKING
@@ -37,21 +38,25 @@ if TYPE_CHECKING:
 VERSION = 2
 #: The column the cached logits travel in, from the dataset through the collator to the trainer.
 COLUMN = "teacher_logits"
-#: Inputs the teacher reads; everything else in a batch (labels, cached logits) is not fed to it. `task_ids`: a
-#: multi-task row's task, which picks its teachers (kdnlp.tasks.multitask.problem).
-MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask", "task_ids")
 
 
-def model_inputs(ds: "datasets.Dataset") -> list[str]:
-    """The columns the teacher reads: its own tokenisation if `ds` has one, else the shared token columns."""
+def forward_inputs(model: torch.nn.Module) -> set[str]:
+    """The names `model.forward` takes (through DDP or Accelerate wrappers)."""
+    inner = getattr(model, "module", model)
+    return set(inspect.signature(inner.forward).parameters)
+
+
+def model_inputs(teacher: torch.nn.Module, ds: "datasets.Dataset") -> list[str]:
+    """The columns the teacher reads: its own tokenisation if `ds` has one, else the columns its forward takes
+    (labels and cached logits are never fed to it)."""
     own = [c for c in ds.column_names if c.startswith(TEACHER_PREFIX)]
-    return own or [c for c in MODEL_INPUTS if c in ds.column_names]
+    return own or [c for c in ds.column_names if c in forward_inputs(teacher) - {"labels", COLUMN}]
 
 
 def key(teacher: torch.nn.Module, ds: "datasets.Dataset") -> str:
     """Hash of the teacher's weights, dtype and attention implementation, and of every input fed to it."""
     h = hashlib.sha256(f"kdnlp-teacher-cache v{VERSION} {weights_digest(teacher)}".encode())
-    for batch in ds.select_columns(model_inputs(ds)).iter(batch_size=4096):
+    for batch in ds.select_columns(model_inputs(teacher, ds)).iter(batch_size=4096):
         for name, rows in sorted(batch.items()):
             h.update(name.encode())
             if not isinstance(rows[0], list):  # one number per row (a multi-task row's task)
@@ -76,7 +81,7 @@ def compute(teacher: torch.nn.Module, ds: "datasets.Dataset", collator, batch_si
     from tqdm.auto import tqdm
 
     cols = [c for c in ds.column_names if c not in ("labels", COLUMN)]
-    inputs = inputs or (lambda batch: {c: batch[c] for c in model_inputs(ds)})
+    inputs = inputs or (lambda batch: {c: batch[c] for c in model_inputs(teacher, ds)})
     device = next(teacher.parameters()).device
     out: np.ndarray | None = None
     for rows in tqdm(batches(ds, batch_size), desc="teacher logits", unit="batch"):

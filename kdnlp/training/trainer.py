@@ -7,25 +7,22 @@ norm and its clipping, averaged over processes, and checkpointed beside the mode
 student's logits only.
 
 The trainer knows no kind of task. Each model is fed the inputs its own `forward` takes; a teacher with its own
-tokenizer reads the columns prefixed `teacher_` (see kdnlp.pipeline.runner). Decoder inputs, which the collator made from
-the targets with the student's start token, are made again for the teacher with its own (`decoder_tokens`): a
-student of another architecture may start decoding from another token. The loss is scaled by the item count the
-Trainer uses (`labels != -100`: examples for classification, target tokens for seq2seq), so terms that are
-means over items are exact under gradient accumulation and multi-process training.
+tokenizer reads the columns prefixed `teacher_` (see kdnlp.pipeline.runner). Inputs made from the targets (a
+decoder's) the teacher gets as the problem makes them for it (`target_inputs`, kdnlp.tasks.capabilities). The
+loss is scaled by the item count the Trainer uses (`labels != -100`: examples for classification, target tokens
+for seq2seq), so terms that are means over items are exact under gradient accumulation and multi-process training.
 """
 from __future__ import annotations
 
 import copy
-import inspect
 import itertools
 import os
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from transformers import Trainer, TrainerCallback
-from transformers.models.bart.modeling_bart import shift_tokens_right
 from transformers.utils import ModelOutput
 
 from kdnlp.training import cache
@@ -47,22 +44,6 @@ class Outputs(ModelOutput):
     qkv: tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...] | None = None  # per layer (kdnlp.modeling.capture)
 
 
-def decoder_tokens(config) -> tuple[int, int]:
-    """The start and padding tokens with which a model's forward makes its decoder inputs from labels."""
-    start, pad = getattr(config, "decoder_start_token_id", None), getattr(config, "pad_token_id", None)
-    if start is None or pad is None:
-        raise KdnlpError(f"the teacher '{config.name_or_path}' sets no decoder_start_token_id or no pad_token_id in "
-                         "its config, so its decoder inputs cannot be made from the targets; set both in its "
-                         "config.json")
-    return start, pad
-
-
-def forward_inputs(model: torch.nn.Module) -> set[str]:
-    """The names `model.forward` takes (through DDP or Accelerate wrappers)."""
-    inner = getattr(model, "module", model)
-    return set(inspect.signature(inner.forward).parameters)
-
-
 class _ZeroLossGrads(TrainerCallback):
     """The loss terms' parameters live outside the model, so the Trainer does not zero their gradients."""
 
@@ -78,15 +59,19 @@ class DistillationTrainer(Trainer):
     loss_is_scaled_for_ga = True
 
     def __init__(self, *args, loss: CompositeLoss, teacher: torch.nn.Module | None = None,
-                 teacher_cache: bool = False, train_batches: torch.utils.data.Sampler | None = None, **kwargs):
+                 teacher_cache: bool = False, train_batches: torch.utils.data.Sampler | None = None,
+                 target_inputs: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None, **kwargs):
         """`teacher_cache`: read the teacher's logits for the training set from the disk cache (kdnlp.training.cache),
         computing them once, instead of running the teacher every step; used when the loss reads only logits.
         `train_batches`: a batch sampler of the training set (rows of each mini-batch; a `set_epoch` method
         reshuffles it per epoch; under several processes each process's part in turn, which Accelerate deals out)
-        instead of the Trainer's shuffled batches. The loss's `progress` is set to the fraction of training steps
-        done before each step (for terms that change over training)."""
+        instead of the Trainer's shuffled batches. `target_inputs(batch, teacher_config)`: the teacher's inputs made
+        from a batch's targets (kdnlp.tasks.capabilities.TargetInputs), which replace the student's. The loss's
+        `progress` is set to the fraction of training steps done before each step (for terms that change over
+        training)."""
         super().__init__(*args, **kwargs)
         self.train_batches = train_batches
+        self.target_inputs = target_inputs
         # The Trainer counts the items of all accumulated micro-batches only for models that take loss kwargs.
         self.model_accepts_loss_kwargs = True
         self.distill_loss = loss.to(self.args.device)
@@ -102,7 +87,7 @@ class DistillationTrainer(Trainer):
                 teacher = copy.deepcopy(teacher).to(torch.bfloat16 if self.args.bf16 else torch.float16)
             teacher.eval()
             teacher.requires_grad_(False)
-            self._teacher_inputs = forward_inputs(teacher)
+            self._teacher_inputs = cache.forward_inputs(teacher)
             self._teacher_config = teacher.config
             self.teacher = self.accelerator.prepare_model(teacher, evaluation_mode=True)
             if teacher_cache and loss.needs == {"logits"} and self.train_dataset is not None:
@@ -169,15 +154,11 @@ class DistillationTrainer(Trainer):
         super()._load_optimizer_and_scheduler(checkpoint)
 
     def _teacher_batch(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """What the teacher's forward takes from a batch: its own tokenisation if the batch has one."""
+        """What the teacher's forward takes from a batch: its own tokenisation if the batch has one, and what is
+        made from the targets."""
         own = {k.removeprefix(TEACHER_PREFIX): v for k, v in inputs.items() if k.startswith(TEACHER_PREFIX)}
-        if own:  # the student's decoder inputs (seq2seq targets) are shared; the source is the teacher's own
-            own = {**{k: v for k, v in inputs.items() if k.startswith("decoder_")}, **own}
-        batch = {k: v for k, v in (own or inputs).items() if k in self._teacher_inputs and k != "labels"}
-        if "decoder_input_ids" in batch and "labels" in inputs:  # the student's, made from the targets
-            start, pad = decoder_tokens(self._teacher_config)
-            batch["decoder_input_ids"] = shift_tokens_right(inputs["labels"], pad, start)
-        return batch
+        made = self.target_inputs(inputs, self._teacher_config) if self.target_inputs else {}
+        return {k: v for k, v in {**(own or inputs), **made}.items() if k in self._teacher_inputs and k != "labels"}
 
     def teacher_outputs(self, inputs: dict[str, torch.Tensor]) -> Outputs | None:
         """The one place teacher outputs come from: the cached logits that came with the batch, or a forward pass."""
@@ -197,7 +178,7 @@ class DistillationTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self._student_inputs is None:
-            self._student_inputs = forward_inputs(model) - {"labels"}  # labels: the model would add its own loss
+            self._student_inputs = cache.forward_inputs(model) - {"labels"}  # labels: the model would add its own loss
         if model.training:
             self.distill_loss.progress = self.state.global_step / max(self.state.max_steps, 1)
         student_out = self._forward(model, {k: v for k, v in inputs.items() if k in self._student_inputs})

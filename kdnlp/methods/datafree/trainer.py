@@ -33,6 +33,7 @@ from kdnlp.core.errors import KdnlpError, say
 from kdnlp.losses import parse_term
 from kdnlp.methods.datafree.losses import GENERATOR_LOSSES, Combination, GeneratorLoss
 from kdnlp.modeling.models import load_tokenizer
+from kdnlp.tasks.capabilities import GeneratedInputs
 from kdnlp.training import cache
 from kdnlp.training.trainer import DistillationTrainer
 
@@ -310,15 +311,17 @@ def check_shared_vocabulary(teacher_name: str, student_name: str, teacher, stude
 
 def data_free_trainer(run, st, **kwargs) -> DataFreeTrainer:
     """The trainer of `data: generated` stage `st` (kdnlp.pipeline.sources.GeneratedSource), from run_stage's arguments."""
-    if run.problem.outputs != "classes":
-        raise KdnlpError(f"data-free distillation needs a classification task; {run.problem.name} has {run.problem.outputs} outputs")
+    segments = run.problem.segments if isinstance(run.problem, GeneratedInputs) else None
+    if segments is None:
+        raise KdnlpError(f"data-free distillation needs a classification task of single texts or pairs; "
+                         f"{run.problem.name} is not one (it has {run.problem.outputs} outputs)")
     teacher = run.teacher_model
     same = run.teacher_tokenizer is None or load_tokenizer(run.teacher).get_vocab() == run.tokenizer.get_vocab()
     check_shared_vocabulary(run.teacher, run.info.get("student") or "built from the teacher", teacher,
                             run.student_model, same)
     settings = from_dict(GeneratorSettings, st.generator, f"stages.{st.name}.generator")
-    frame = layout(run.tokenizer, run.problem.segments, settings.seq_length)
-    if run.problem.segments > 1:
+    frame = layout(run.tokenizer, segments, settings.seq_length)
+    if segments > 1:
         say(f"warning: {run.problem.name} is a sentence-pair task; on MRPC every data-free student measured 30-32 "
             "points below the student it started from (docs/results.md)")
     tokens = vocabulary(run.tokenizer, settings.vocab_size)

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from kdnlp.modeling.models import check_classifier, load_classifier
-from kdnlp.tasks.base import Problem
+from kdnlp.tasks.base import Card, Problem
 from kdnlp.tasks.glue import data as glue
 from kdnlp.tasks.glue import metrics
 from kdnlp.tasks.glue.metrics import task_score
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     import datasets
 
 class GlueProblem(Problem):
+    """A GLUE task; capabilities (kdnlp.tasks.capabilities): GeneratedInputs, MajorityClass."""
+
     display_scale = 100.0
     caches_logits = True
 
@@ -28,8 +31,8 @@ class GlueProblem(Problem):
         return self.task.num_labels
 
     @property
-    def segments(self) -> int:
-        return len(self.task.keys)
+    def segments(self) -> int | None:
+        return None if self.task.regression else len(self.task.keys)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -70,6 +73,20 @@ class GlueProblem(Problem):
 
     def speed(self, model, tokenizer, ds, max_length):
         return measure_speed(model, tokenizer, list(zip(*(ds[k] for k in self.task.keys))), max_length)
+
+    def card(self, data_dir):
+        t = self.task
+        return Card("text-classification", [glue.HUB_DATASET], "text-classification", glue.HUB_DATASET,
+                    f"GLUE {t.leaderboard}", t.hub_config, t.hub_validation, t.metrics)
+
+    def majority_score(self, data_dir, max_samples=None):
+        """0.0 for a regression task (a constant prediction correlates with nothing), with no data read."""
+        if self.task.regression:
+            return 0.0
+        dev = self.load("validation", data_dir, max_samples)
+        labels = dev["label"]
+        label = Counter(labels).most_common(1)[0][0]
+        return task_score(self.task, metrics.compute(self.task, [label] * len(labels), labels))
 
 
 def predict(model, tokenizer, dataset: "datasets.Dataset", batch_size: int = 64):

@@ -14,7 +14,9 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from kdnlp.core.errors import KdnlpError
 from kdnlp.losses.composite import CompositeLoss
-from kdnlp.core.names import TASK
+
+#: The column (and model input) holding each row's task index.
+TASK = "task_ids"
 
 
 class MultiTaskModel(BertPreTrainedModel):

@@ -18,22 +18,39 @@ import numpy as np
 
 from kdnlp.core.config import from_dict
 from kdnlp.core.errors import KdnlpError
-from kdnlp.core.names import TASK
 from kdnlp.losses import CompositeLoss
 from kdnlp.modeling.models import check_classifier, load_classifier, load_tokenizer, resolve
 from kdnlp.modeling.students import build_student
-from kdnlp.tasks.base import Problem, Published
+from kdnlp.tasks.base import Card, Problem, Published
 from kdnlp.tasks.glue import data as glue
 from kdnlp.tasks.glue import metrics
 from kdnlp.tasks.glue.metrics import task_score
 from kdnlp.tasks.glue.problem import predict
-from kdnlp.tasks.multitask.model import Ensemble, MultiTaskLoss, MultiTaskModel, TaskBatches, soft_targets
+from kdnlp.tasks.multitask.model import TASK, Ensemble, MultiTaskLoss, MultiTaskModel, TaskBatches, soft_targets
 
 if TYPE_CHECKING:
     import datasets
 
 #: Prefix of a multi-task problem's task key.
 PREFIX = "tasks:"
+#: Where a multi-task run folder keeps each task's model (`export`), relative to the run folder.
+PARTS = Path("tasks")
+
+
+def part_folder(task: str) -> Path:
+    """The folder of task `task`'s model in a multi-task run folder."""
+    return PARTS / task / "model"
+
+
+def parts(folder: Path) -> dict[str, Path] | None:
+    """The task models (folder name -> model folder) of the multi-task run folder `folder`; None if it is not one."""
+    if not (folder / PARTS).is_dir():
+        return None
+    found = {sub.name: folder / part_folder(sub.name) for sub in sorted((folder / PARTS).iterdir())
+             if (folder / part_folder(sub.name) / "config.json").is_file()}
+    if not found:
+        raise KdnlpError(f"'{folder / PARTS}' holds no task model (expected {part_folder('<task>')}/config.json)")
+    return found
 
 
 @dataclass
@@ -59,9 +76,9 @@ def parse_teachers(spec: str, tasks: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for part in filter(None, spec.split(";")):
         task, eq, names = part.partition("=")
-        if not eq and (Path(part) / "tasks").is_dir():
+        if not eq and (Path(part) / PARTS).is_dir():
             raise KdnlpError(f"'{part}' is a multi-task run, scored one task at a time: kdnlp eval "
-                             f"{Path(part) / 'tasks' / 'TASK' / 'model'} --task TASK")
+                             f"{Path(part) / part_folder('TASK')} --task TASK")
         if not eq or not names:
             raise KdnlpError(f"bad teachers '{part}': expected TASK=FOLDER[,FOLDER...]")
         task = glue.get_task(task.strip()).name
@@ -94,7 +111,10 @@ def _model_key(name: str) -> str:
 class MultiTaskProblem(Problem):
     """GLUE tasks learned together (the task key `tasks:sst2,mrpc,...`). Splits are the tasks' splits one after
     another, each capped at `max_samples`; the student is `kdnlp.tasks.multitask.model.MultiTaskModel`, built from the first
-    teacher of the first task; the teacher is every task's ensemble (`kdnlp.tasks.multitask.model.Ensemble`)."""
+    teacher of the first task; the teacher is every task's ensemble (`kdnlp.tasks.multitask.model.Ensemble`), which
+    carries its members to the calls that need them. `settings`: the recipe's `multitask` section.
+
+    Capabilities (kdnlp.tasks.capabilities): Configured, BatchOrder, TeacherFolder, OwnStudent, OwnLoss, Parts."""
 
     display_scale = 100.0
     caches_logits = True
@@ -103,7 +123,7 @@ class MultiTaskProblem(Problem):
     training_defaults = {"label_names": ["labels", TASK], "ddp_find_unused_parameters": True}
     outputs = "classes"  # per-example outputs; each task's loss terms are built for the task's own kind
 
-    def __init__(self, tasks: list[str]):
+    def __init__(self, tasks: list[str], settings: Settings | None = None):
         if not tasks:
             raise KdnlpError(f"no tasks in '{PREFIX}': give {PREFIX}TASK[,TASK...]")
         self.tasks = [glue.get_task(t) for t in tasks]
@@ -111,9 +131,7 @@ class MultiTaskProblem(Problem):
         if len(set(names)) != len(names):
             raise KdnlpError(f"task {next(n for n in names if names.count(n) > 1)} is given twice in {PREFIX}{','.join(tasks)}")
         self.name = PREFIX + ",".join(names)
-        self.settings = Settings()
-        self.teachers: dict[str, list[str]] = {}
-        self.ensemble = None  # the teachers, once loaded: scored beside the student at the end
+        self.settings = settings or Settings()
 
     @property
     def num_labels(self) -> int:
@@ -123,8 +141,8 @@ class MultiTaskProblem(Problem):
     def metric_names(self) -> tuple[str, ...]:
         return (*(f"{t.name}/{m}" for t in self.tasks for m in t.metrics), "average", "ensemble/average")
 
-    def configure(self, rec) -> None:
-        self.settings = from_dict(Settings, rec.multitask, "multitask")
+    def configured(self, rec) -> "MultiTaskProblem":
+        return MultiTaskProblem([t.name for t in self.tasks], from_dict(Settings, rec.multitask, "multitask"))
 
     # ---- data ----
     def load(self, split, data_dir, max_samples=None, seed=42, labeled=True):
@@ -195,10 +213,8 @@ class MultiTaskProblem(Problem):
             raise KdnlpError(f"a multi-task student is built from the teachers; drop --student '{name}' "
                              f"(its encoder: {MultiTaskModel.__name__} starts from the first teacher's layers)")
         teachers = self._teachers(name)
-        self.teachers = teachers
-        self.ensemble = Ensemble([[load_classifier(n, task, True, **kwargs) for n in teachers[task.name]]
-                                  for task in self.tasks])
-        return self.ensemble
+        return Ensemble([[load_classifier(n, task, True, **kwargs) for n in teachers[task.name]]
+                         for task in self.tasks])
 
     def build_student(self, teacher, spec):
         """The first task's first teacher made a student as for one task, its encoder shared by heads copied
@@ -207,7 +223,7 @@ class MultiTaskProblem(Problem):
         heads = {t.name: m[0] for t, m in zip(self.tasks, teacher.members)}
         return MultiTaskModel.from_student(student, heads), ids
 
-    def build_loss(self, terms, ctx):
+    def build_loss(self, terms, ctx, teacher):
         per_task = {}
         for task in self.tasks:
             task_ctx = dataclasses.replace(ctx, num_labels=task.num_labels,
@@ -216,13 +232,12 @@ class MultiTaskProblem(Problem):
         other = per_task[self.tasks[0].name].needs - {"logits"}
         if other:
             raise KdnlpError(f"multi-task distillation compares outputs only; its terms cannot read {', '.join(sorted(other))}")
-        teachers = [len(self.teachers.get(t.name, [])) for t in self.tasks]
-        return MultiTaskLoss(per_task, teachers, [t.num_labels for t in self.tasks], self.num_labels,
-                             self.settings.combine, self.settings.anneal)
+        return MultiTaskLoss(per_task, _members(teacher, len(self.tasks)), [t.num_labels for t in self.tasks],
+                             self.num_labels, self.settings.combine, self.settings.anneal)
 
     def export(self, model, tokenizer, folder):
         for task in self.tasks:
-            path = folder / "tasks" / task.name / "model"
+            path = folder / part_folder(task.name)
             model.export(task.name).save_pretrained(path)
             tokenizer.save_pretrained(path)
 
@@ -240,7 +255,7 @@ class MultiTaskProblem(Problem):
         def part(prefix):
             return {k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)}
 
-        return Published(Path("tasks") / name / "model", name, ",".join(teachers) or None, part(f"{name}/"),
+        return Published(part_folder(name), name, ",".join(teachers) or None, part(f"{name}/"),
                          part(f"ensemble/{name}/") or None)
 
     # ---- evaluation ----
@@ -267,17 +282,17 @@ class MultiTaskProblem(Problem):
 
         return compute
 
-    def final_metrics(self, evaluated, model, tokenizer, dev, max_length):
-        """The student's metrics and, where the teachers were loaded, the ensemble's (`ensemble/...`) and each
+    def final_metrics(self, evaluated, model, tokenizer, dev, max_length, teacher=None):
+        """The student's metrics and, with the teachers' ensemble, the ensemble's (`ensemble/...`) and each
         teacher's alone (`teacher<j>/<task>/...`) on the same dev rows."""
         import torch
 
         final = super().final_metrics(evaluated, model, tokenizer, dev, max_length)
-        if self.ensemble is None:
+        if not isinstance(teacher, Ensemble):
             return final
-        rows = predict(self.ensemble, tokenizer, self.encode(dev, tokenizer, max_length))
+        rows = predict(teacher, tokenizer, self.encode(dev, tokenizer, max_length))
         ids, labels = np.asarray(dev[TASK]), np.asarray(dev["label"])
-        teachers = [len(self.teachers[t.name]) for t in self.tasks]
+        teachers = _members(teacher, len(self.tasks))
         width = self.num_labels
         combined = np.zeros((len(rows), width), dtype=np.float32)
         for i, task in enumerate(self.tasks):
@@ -292,3 +307,20 @@ class MultiTaskProblem(Problem):
 
     def task_score(self, metrics):
         return metrics["average"]
+
+    def score(self, model, tokenizer, ds, max_length, batch_size):
+        raise KdnlpError(f"{self.name} is scored one task at a time: kdnlp eval {part_folder('TASK')} --task TASK")
+
+    def speed(self, model, tokenizer, ds, max_length):
+        raise KdnlpError(f"{self.name} is timed one task at a time: kdnlp eval {part_folder('TASK')} --task TASK "
+                         "--speed")
+
+    def card(self, data_dir):
+        raise KdnlpError(f"a multi-task run ({self.name}) publishes one task's model at a time, carded as that "
+                         "task's: pass --task")
+
+
+def _members(teacher, tasks: int) -> list[int]:
+    """Teachers per task of the loaded `teacher`: an ensemble's members; one for a single model (a `teacher:
+    previous` stage's), which gives one row of logits."""
+    return [len(m) for m in teacher.members] if isinstance(teacher, Ensemble) else [1] * tasks

@@ -12,7 +12,7 @@ from typing import Any
 
 from kdnlp.core.errors import KdnlpError, say
 from kdnlp.modeling.models import _load, load_config, resolve
-from kdnlp.tasks.base import Problem
+from kdnlp.tasks.base import Card, Problem
 from kdnlp.tasks.seq2seq import metrics as seq2seq
 from kdnlp.tasks.seq2seq.data import load_pairs
 from kdnlp.tasks.seq2seq.generation import (GenerationSettings, check_teacher, generate, generation_config,
@@ -26,7 +26,19 @@ METRICS = {"translation": ("bleu", "chrf"), "summarization": ("rouge1", "rouge2"
 SCORERS = {"translation": "translation_scores", "summarization": "summary_scores"}
 
 
+def decoder_tokens(config) -> tuple[int, int]:
+    """The start and padding tokens with which a model's forward makes its decoder inputs from labels."""
+    start, pad = getattr(config, "decoder_start_token_id", None), getattr(config, "pad_token_id", None)
+    if start is None or pad is None:
+        raise KdnlpError(f"the teacher '{config.name_or_path}' sets no decoder_start_token_id or no pad_token_id in "
+                         "its config, so its decoder inputs cannot be made from the targets; set both in its "
+                         "config.json")
+    return start, pad
+
+
 class Seq2SeqProblem(Problem):
+    """A seq2seq task; capabilities (kdnlp.tasks.capabilities): TeacherTargets, TargetInputs, ModelChecks."""
+
     outputs = "tokens"
     training_defaults = {"prediction_loss_only": True}
 
@@ -80,6 +92,30 @@ class Seq2SeqProblem(Problem):
         taught = datasets.Dataset.from_dict({"source": out["source"], "target": picked})
         return datasets.concatenate_datasets([ds, taught]) if targets == "both" else taught
 
+    def target_inputs(self, inputs, config):
+        """The decoder's inputs, which the collator made from the targets with the student's start token, made
+        again with the teacher's: a student of another architecture may start decoding from another token."""
+        shared = {k: v for k, v in inputs.items() if k.startswith("decoder_")}
+        if "decoder_input_ids" in shared and "labels" in inputs:
+            from transformers.models.bart.modeling_bart import shift_tokens_right
+
+            start, pad = decoder_tokens(config)
+            shared["decoder_input_ids"] = shift_tokens_right(inputs["labels"], pad, start)
+        return shared
+
+    def check_models(self, terms, teacher, student, teacher_model, student_model):
+        """Fails if a term runs the teacher on the student's targets and the teacher cannot make its own decoder
+        inputs from them (`target_inputs`), or if a term compares the two models' per-token distributions and they
+        predict over vocabularies of different sizes."""
+        if any(loss.uses_teacher for _, loss in terms):
+            decoder_tokens(teacher_model.config)
+        compared = [name for name, loss in terms if loss.uses_teacher and "logits" in loss.needs]
+        taught, learning = (m.get_output_embeddings().weight.shape[0] for m in (teacher_model, student_model))
+        if compared and taught != learning:
+            raise KdnlpError(f"teacher '{teacher}' predicts over {taught} tokens and student '{student}' over "
+                             f"{learning}, and the term '{compared[0]}' compares their distributions token by token; "
+                             "use a student with the teacher's vocabulary size")
+
     def check_teacher(self, name):
         check_teacher(name)
         if _weightless(name):
@@ -101,7 +137,7 @@ class Seq2SeqProblem(Problem):
             return model
         return _load(AutoModelForSeq2SeqLM.from_pretrained, name, **kwargs)
 
-    def final_metrics(self, evaluated, model, tokenizer, dev, max_length):
+    def final_metrics(self, evaluated, model, tokenizer, dev, max_length, teacher=None):
         loss = {k.removeprefix("eval_"): v for k, v in evaluated.items() if k == "eval_loss"}
         return {**loss, **self.score(model, tokenizer, dev, max_length, 64)}
 
@@ -128,6 +164,12 @@ class Seq2SeqProblem(Problem):
 
         with torch.inference_mode():
             return timed(run, *speed_batches(list(ds["source"])), repeats=1)
+
+    def card(self, data_dir):
+        """The data's folder (or Hub id) names the dataset; every quality metric the run has is reported."""
+        where = Path(str(data_dir)).name
+        return Card("text2text-generation", [], self.name, where or self.name, where or self.name, None, "validation",
+                    None)
 
 
 def _weightless(name: str) -> bool:
