@@ -18,7 +18,7 @@ from kdnlp.core.names import TEACHER_PREFIX
 from kdnlp.core.run import SETTINGS, RunFolder, read_json, write_json
 from kdnlp.losses import LOSSES, LossContext
 from kdnlp.modeling.layers import describe
-from kdnlp.modeling.models import load_tokenizer, num_params
+from kdnlp.modeling.models import load_pretrained, load_tokenizer, num_params
 from kdnlp.modeling.students import build_student, student_config
 from kdnlp.pipeline import recipe as recipes
 from kdnlp.pipeline.sources import SOURCES
@@ -259,7 +259,7 @@ def _step_down(run: Run, st: recipes.Stage) -> dict[str, Any]:
 
     folder = Path(run.stage_teacher(st))
     previous = folder.parent.name
-    run.teacher_model = type(run.student_model).from_pretrained(folder)
+    run.teacher_model = load_pretrained(str(folder), type(run.student_model))
     transformers.set_seed(run.seed)
     run.student_model, ids = build_student(run.teacher_model, st.student)
     say(f"stage '{st.name}': the teacher is the student of stage '{previous}'; the student starts from its layers {ids}")
@@ -283,7 +283,7 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
     source = SOURCES.get(st.data)
     if (folder / STAGE_DONE).is_file():
         say(f"stage '{st.name}' finished earlier: using its student")
-        run.student_model = type(run.student_model).from_pretrained(folder / "model")
+        run.student_model = load_pretrained(str(folder / "model"), type(run.student_model))
         return read_json(folder / STAGE_DONE, remedy="pass --overwrite to start the run over")
     if not run.resume and run.state.is_main_process and folder.exists():
         shutil.rmtree(folder)  # checkpoints of an interrupted try: start the stage afresh

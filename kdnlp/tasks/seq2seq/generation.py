@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Iterator
 from kdnlp.core.errors import KdnlpError, say
 from kdnlp.core.hashing import cache_dir, weights_digest
 from kdnlp.core.run import RunFolder, read_json, write_json
-from kdnlp.modeling.models import _load, load_config, load_tokenizer
+from kdnlp.modeling.models import load_config, load_pretrained, load_tokenizer
 from kdnlp.tasks.seq2seq.data import load_pairs
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ def load_teacher(name: str, device=None):
     from transformers import AutoModelForSeq2SeqLM
 
     check_teacher(name)
-    model = _load(AutoModelForSeq2SeqLM.from_pretrained, name)
+    model = load_pretrained(name, AutoModelForSeq2SeqLM)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), load_tokenizer(name)
 
