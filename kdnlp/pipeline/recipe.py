@@ -19,7 +19,7 @@ import yaml
 
 from kdnlp.core.config import coerce, from_dict, parse_seed
 from kdnlp.core.errors import KdnlpError
-from kdnlp.losses import LOSSES, LossTerm, parse_term
+from kdnlp.losses import LOSSES, LossTerm, parse_terms
 from kdnlp.modeling.students import StudentSpec
 from kdnlp.pipeline.sources import SOURCES
 from kdnlp.tasks.multitask.problem import Settings
@@ -69,6 +69,10 @@ class Recipe:
         """How the teacher decodes the targets of `targets: teacher` stages (kdnlp.tasks.seq2seq.generation.GenerationSettings)."""
         return from_dict(GenerationSettings, {"max_source_length": self.max_length, **self.generation}, "generation")
 
+    def multitask_settings(self) -> Settings:
+        """How a multi-task run mixes, averages and anneals its tasks (kdnlp.tasks.multitask.problem.Settings)."""
+        return from_dict(Settings, self.multitask, "multitask")
+
     @property
     def uses_teacher(self) -> bool:
         return any(s.targets != "gold" or any(LOSSES.get(t.loss).uses_teacher for t in s.losses) for s in self.stages)
@@ -92,7 +96,7 @@ class Recipe:
         out["stages"] = [
             {
                 "name": s.name,
-                "losses": [{"loss": t.loss, "name": t.name, "weight": t.weight, **t.params} for t in s.losses],
+                "losses": [t.to_dict() for t in s.losses],
                 "training": dict(s.training),
                 "data": s.data,
                 **({"targets": s.targets} if s.targets != "gold" else {}),
@@ -264,12 +268,9 @@ def parse(data: dict[str, Any]) -> Recipe:
         if extra:
             raise KdnlpError(f"unknown key 'stages[{i}].{extra[0]}'; valid keys: {', '.join(keys)}")
         name = coerce(raw.get("name", f"stage{i + 1}"), str, f"stages[{i}].name")
-        terms = [parse_term(t, f"stages.{name}.losses[{j}]") for j, t in enumerate(raw.get("losses") or [])]
+        terms = parse_terms(raw.get("losses") or [], f"stages.{name}.losses", f"stage '{name}'")
         if not terms:
             raise KdnlpError(f"stage '{name}' has no losses")
-        dup = [t.name for t in terms if [u.name for u in terms].count(t.name) > 1]
-        if dup:
-            raise KdnlpError(f"stage '{name}' has two terms named '{dup[0]}'; give one of them a 'name'")
         source = coerce(raw.get("data", "task"), str, f"stages.{name}.data")
         kind = SOURCES.get(source)
         if not kind.labelled:
@@ -299,7 +300,7 @@ def parse(data: dict[str, Any]) -> Recipe:
         stages=stages,
     )
     if recipe.multitask:
-        from_dict(Settings, recipe.multitask, "multitask")  # validates the keys and values
+        recipe.multitask_settings()  # validates the keys and values
     if recipe.generation or any(s.targets != "gold" for s in stages):
         recipe.generation_settings()  # validates the keys and values
     return recipe
