@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 
 from kdnlp.core.errors import KdnlpError
+from kdnlp.core.names import unprefixed
 from kdnlp.losses import CompositeLoss
 from kdnlp.modeling.students import build_student
 
@@ -129,7 +130,7 @@ class Problem:
     def final_metrics(self, evaluated: dict[str, float], model, tokenizer, dev: "datasets.Dataset",
                       max_length: int) -> dict[str, float]:
         """A finished run's dev metrics, from the Trainer's last evaluation (and the model, if more is needed)."""
-        return {k.removeprefix("eval_"): v for k, v in evaluated.items()}
+        return unprefixed(evaluated)
 
     def score(self, model, tokenizer, ds: "datasets.Dataset", max_length: int, batch_size: int) -> dict[str, float]:
         raise NotImplementedError

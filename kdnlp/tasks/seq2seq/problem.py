@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kdnlp.core.errors import KdnlpError, say
+from kdnlp.core.names import unprefixed
 from kdnlp.modeling.models import load_config, load_pretrained, resolve
 from kdnlp.tasks.base import Problem
 from kdnlp.tasks.seq2seq import metrics as seq2seq
@@ -102,7 +103,7 @@ class Seq2SeqProblem(Problem):
         return load_pretrained(name, AutoModelForSeq2SeqLM, **kwargs)
 
     def final_metrics(self, evaluated, model, tokenizer, dev, max_length):
-        loss = {k.removeprefix("eval_"): v for k, v in evaluated.items() if k == "eval_loss"}
+        loss = {k: v for k, v in unprefixed(evaluated).items() if k == "loss"}
         return {**loss, **self.score(model, tokenizer, dev, max_length, 64)}
 
     def decode(self, model, tokenizer, sources: list[str], max_length: int, batch_size: int = 64) -> list[str]:
