@@ -248,6 +248,31 @@ def _chain_link(raw: dict[str, Any], name: str, first: bool) -> tuple[str, Stude
     return teacher, student
 
 
+def _parse_stage(raw: Any, i: int) -> Stage:
+    """Stage `i` (from 0) of a recipe's `stages`, validated."""
+    if not isinstance(raw, dict):
+        raise KdnlpError(f"stages[{i}] must be a mapping, got {raw!r}")
+    keys = ("name", "losses", "training", "data", "targets", "teacher", "student", "generator")
+    extra = [k for k in raw if k not in keys]
+    if extra:
+        raise KdnlpError(f"unknown key 'stages[{i}].{extra[0]}'; valid keys: {', '.join(keys)}")
+    name = coerce(raw.get("name", f"stage{i + 1}"), str, f"stages[{i}].name")
+    terms = parse_terms(raw.get("losses") or [], f"stages.{name}.losses", f"stage '{name}'")
+    if not terms:
+        raise KdnlpError(f"stage '{name}' has no losses")
+    source = coerce(raw.get("data", "task"), str, f"stages.{name}.data")
+    kind = SOURCES.get(source)
+    if not kind.labelled:
+        labelled = [t.loss for t in terms if not LOSSES.get(t.loss).uses_teacher]
+        if labelled:
+            raise KdnlpError(f"stage '{name}' trains on {kind.examples}, but its loss '{labelled[0]}' needs labels")
+    targets = coerce(raw.get("targets", "gold"), typing.get_type_hints(Stage)["targets"], f"stages.{name}.targets")
+    teacher, student = _chain_link(raw, name, first=i == 0)
+    generator = kind.settings(raw.get("generator"), f"stages.{name}.generator")
+    return Stage(name, terms, _check_training(raw.get("training") or {}, f"stages.{name}.training"), source,
+                 targets, teacher, student, generator)
+
+
 def parse(data: dict[str, Any]) -> Recipe:
     data = _normalise(data)
     known = {f.name for f in dataclasses.fields(Recipe)}
@@ -259,29 +284,7 @@ def parse(data: dict[str, Any]) -> Recipe:
             raise KdnlpError(f"recipe is missing the key '{key}'")
     if not data.get("stages"):
         raise KdnlpError("recipe has no stages: give 'losses' or 'stages'")
-    stages = []
-    for i, raw in enumerate(coerce(data["stages"], list, "stages")):
-        if not isinstance(raw, dict):
-            raise KdnlpError(f"stages[{i}] must be a mapping, got {raw!r}")
-        keys = ("name", "losses", "training", "data", "targets", "teacher", "student", "generator")
-        extra = [k for k in raw if k not in keys]
-        if extra:
-            raise KdnlpError(f"unknown key 'stages[{i}].{extra[0]}'; valid keys: {', '.join(keys)}")
-        name = coerce(raw.get("name", f"stage{i + 1}"), str, f"stages[{i}].name")
-        terms = parse_terms(raw.get("losses") or [], f"stages.{name}.losses", f"stage '{name}'")
-        if not terms:
-            raise KdnlpError(f"stage '{name}' has no losses")
-        source = coerce(raw.get("data", "task"), str, f"stages.{name}.data")
-        kind = SOURCES.get(source)
-        if not kind.labelled:
-            labelled = [t.loss for t in terms if not LOSSES.get(t.loss).uses_teacher]
-            if labelled:
-                raise KdnlpError(f"stage '{name}' trains on {kind.examples}, but its loss '{labelled[0]}' needs labels")
-        targets = coerce(raw.get("targets", "gold"), typing.get_type_hints(Stage)["targets"], f"stages.{name}.targets")
-        teacher, student = _chain_link(raw, name, first=not stages)
-        generator = kind.settings(raw.get("generator"), f"stages.{name}.generator")
-        stages.append(Stage(name, terms, _check_training(raw.get("training") or {}, f"stages.{name}.training"), source,
-                            targets, teacher, student, generator))
+    stages = [_parse_stage(raw, i) for i, raw in enumerate(coerce(data["stages"], list, "stages"))]
     if len({s.name for s in stages}) != len(stages):
         raise KdnlpError("stage names must be unique")
     student = data.get("student")
