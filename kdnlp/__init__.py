@@ -1,13 +1,14 @@
 """kdnlp: distill Hugging Face transformers into small, fast students.
 
-The Python API mirrors the CLI: `finetune`, `run_recipe` (distill), `run_seeds` (distill --seeds), `init_student_folder`,
-`evaluate_models`, `augment_glue`, `train_mlm`, `new_model_folder`, `generate_folder`. They are imported on first use, so
-`import kdnlp` stays light.
+The Python API mirrors the CLI: `finetune`, `distill` (all of distill: a run, --from, --seeds), `run_recipe` (distill),
+`run_seeds` (distill --seeds), `init_student_folder`, `evaluate_models`, `augment_glue`, `train_mlm`, `new_model_folder`,
+`generate_folder`. They are imported on first use, so `import kdnlp` stays light.
 """
 __version__ = "0.1.0"
 
 _API = {
     "finetune": "kdnlp.pipeline.runner",
+    "distill": "kdnlp.pipeline.distill",
     "run_recipe": "kdnlp.pipeline.runner",
     "run_seeds": "kdnlp.pipeline.seeds",
     "init_student_folder": "kdnlp.modeling.students",

@@ -11,7 +11,7 @@ from kdnlp.cli.lazy import lazy
 from kdnlp.core.errors import KdnlpError
 
 hub = lazy("kdnlp.tools.hub")
-runner = lazy("kdnlp.pipeline.runner")
+distilling = lazy("kdnlp.pipeline.distill")
 seeds_ = lazy("kdnlp.pipeline.seeds")
 
 
@@ -49,33 +49,19 @@ def distill(
     """Distill a teacher into a student with a recipe; writes the student to OUTPUT_DIR/model and its metrics."""
     overrides = [*(set_ or []), *o.precision(bf16, fp16), *o.report_to(report_to)]
     task, teacher = o.multitask(task, tasks, teacher, teachers)
-    if from_ is None and (recipe is None or task is None):
-        raise KdnlpError(f"pass --{'recipe' if recipe is None else 'task'} (or --from RUN_DIR to rerun a run)")
-    if control and seeds is None:
-        raise KdnlpError("--control runs the no-teacher twin of each seed; give the seeds with --seeds, e.g. --seeds 1,2,3")
-    if seeds is not None:
-        given = [name for name, value in (("--from", from_), ("--stage", stage), ("--push-to-hub", push_to_hub),
-                                          ("--num-processes", num_processes > 1)) if value]
+    if seeds is not None:  # checked before any process starts
+        given = [name for name, value in (("--push-to-hub", push_to_hub), ("--num-processes", num_processes > 1)) if value]
         if given:
             raise KdnlpError(f"--seeds runs whole recipes in this process; it does not take {given[0]}")
-        seeds = seeds_.parse_seeds(seeds)
+    seeds = None if seeds is None else seeds_.parse_seeds(seeds)
     if push_to_hub:
         hub.check_repo_id(push_to_hub)  # before the run, not after it
     o.relaunch(num_processes)
-    options = dict(teacher=teacher, student=student, data_dir=data_dir, overwrite=overwrite,
-                   max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, stage=stage, text=text,
-                   teacher_cache=not no_teacher_cache, resume=resume,
-                   **o.task_options(source, target, num_beams, max_new_tokens))
-    if seeds is not None:
-        summary = seeds_.run_seeds(recipe, task, output_dir, seeds, control, overrides, **options)
-        typer.echo(seeds_.format_comparisons([{"folder": str(output_dir), **summary}]))
-        return
-    if from_ is not None:
-        if recipe is not None:
-            raise KdnlpError("--from reruns the run's own recipe: change it with --set, not --recipe")
-        result = runner.rerun(from_, output_dir, overrides, task=task, **options)
-    else:
-        result = runner.run_recipe(recipe, task, output_dir, overrides=overrides, **options)
+    result = distilling.distill(recipe, task, output_dir, from_, seeds, control, overrides, teacher=teacher,
+                                student=student, data_dir=data_dir, overwrite=overwrite,
+                                max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, stage=stage,
+                                text=text, teacher_cache=not no_teacher_cache, resume=resume,
+                                **o.task_options(source, target, num_beams, max_new_tokens))
     typer.echo(result["summary"])
     if push_to_hub and result.get("finished") and os.environ.get("RANK", "0") == "0":  # one push per run
         pushed = hub.push_run(output_dir, push_to_hub, private=not public)

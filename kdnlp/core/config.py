@@ -103,3 +103,8 @@ def parse_seed(value: Any, name: str) -> int:
     if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or int(text) > MAX_SEED:
         raise KdnlpError(f"bad value '{value}' for {name}: a seed is a whole number from 0 to {MAX_SEED}")
     return int(text)
+
+
+def first_repeat(items: list) -> Any:
+    """The first item of `items` that stands earlier in it too, or None."""
+    return next((x for i, x in enumerate(items) if x in items[:i]), None)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from kdnlp.core.config import coerce, from_dict
+from kdnlp.core.config import coerce, first_repeat, from_dict
 from kdnlp.core.errors import KdnlpError
+from kdnlp.core.registry import Registry
 from kdnlp.losses.base import LOSSES, DistillationLoss
 
 
@@ -23,6 +24,10 @@ class LossTerm:
     weight: float = 1.0
     name: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The term as a recipe writes it (`parse_term` reads it back)."""
+        return {"loss": self.loss, "name": self.name, "weight": self.weight, **self.params}
 
 
 def parse_term(raw: Any, where: str, registry=None) -> LossTerm:
@@ -38,11 +43,61 @@ def parse_term(raw: Any, where: str, registry=None) -> LossTerm:
     return LossTerm(loss=loss, weight=weight, name=name, params=dataclasses.asdict(config))
 
 
-class CompositeLoss(nn.Module):
-    def __init__(self, terms: dict[str, tuple[float, DistillationLoss]]):
+def parse_terms(raw: list, where: str, owner: str, registry=None) -> list[LossTerm]:
+    """The list of loss terms at `where` (each as `parse_term` reads it), their names unique: each is reported under
+    its name. `owner` names the list's holder in the message."""
+    terms = [parse_term(t, f"{where}[{i}]", registry) for i, t in enumerate(raw)]
+    dup = first_repeat([t.name for t in terms])
+    if dup is not None:
+        raise KdnlpError(f"{owner} has two terms named '{dup}'; give one of them a 'name'")
+    return terms
+
+
+class WeightedSum(nn.Module):
+    """Named terms, each with a weight: the total is the sum of weight * the term's value (as `scaled` makes it),
+    and each term's value is reported under its name. The student's loss (`CompositeLoss`) and the data-free
+    generator's (kdnlp.methods.datafree.losses.GeneratorLoss) are both one."""
+
+    #: Where `build` finds the terms' classes.
+    registry: ClassVar[Registry] = LOSSES
+
+    def __init__(self, terms: dict[str, tuple[float, nn.Module]]):
         super().__init__()
         self.weights = {name: weight for name, (weight, _) in terms.items()}
         self.terms = nn.ModuleDict({name: loss for name, (_, loss) in terms.items()})
+
+    @classmethod
+    def build(cls, terms: list[LossTerm], *args: Any, **kwargs: Any):
+        """The loss of `terms` (LossTerm of `cls.registry`), each term made from its config and `args`; `kwargs`
+        go to the loss."""
+        built = {}
+        for term in terms:
+            loss = cls.registry.get(term.loss)
+            built[term.name] = (term.weight, loss(loss.Config(**term.params), *args))
+        return cls(built, **kwargs)
+
+    def total(self, values: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The weighted sum of the terms' `values`, and the values detached (to log)."""
+        total = sum(self.weights[name] * self.scaled(name, value) for name, value in values.items())
+        return total, {name: v.detach() for name, v in values.items()}
+
+    def scaled(self, name: str, value: torch.Tensor) -> torch.Tensor:
+        """What the term `name` adds to the total before its weight: its value."""
+        return value
+
+    def shown(self, name: str) -> str:
+        """The term `name` as `formula` writes it."""
+        return self.terms[name].describe()
+
+    def formula(self) -> str:
+        return " + ".join(f"{self.weights[n]:g} * {self.shown(n)}" for n in self.terms)
+
+
+class StudentTerms:
+    """What a loss made of student terms (`terms`, DistillationLoss) reads: the outputs its terms need, and whether
+    any reads the teacher's."""
+
+    terms: Any
 
     @property
     def needs(self) -> frozenset[str]:
@@ -52,25 +107,16 @@ class CompositeLoss(nn.Module):
     def uses_teacher(self) -> bool:
         return any(t.uses_teacher for t in self.terms.values())
 
+
+class CompositeLoss(StudentTerms, WeightedSum):
+    """A stage's loss: its terms (DistillationLoss) on the student's and teacher's outputs for a batch."""
+
     def forward(self, student_out: Any, teacher_out: Any, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         student_out, teacher_out = fp32(student_out), fp32(teacher_out)
         device = next(v for v in batch.values() if torch.is_tensor(v)).device
         with torch.autocast(device.type, enabled=False):
             values = {name: term(student_out, teacher_out, batch) for name, term in self.terms.items()}
-        total = sum(self.weights[name] * value for name, value in values.items())
-        return total, {name: v.detach() for name, v in values.items()}
-
-    @classmethod
-    def build(cls, terms: list, ctx) -> "CompositeLoss":
-        """The loss of a stage's terms (LossTerm), each built for the models `ctx` describes."""
-        built = {}
-        for term in terms:
-            loss = LOSSES.get(term.loss)
-            built[term.name] = (term.weight, loss(loss.Config(**term.params), ctx))
-        return cls(built)
-
-    def formula(self) -> str:
-        return " + ".join(f"{self.weights[n]:g} * {t.describe()}" for n, t in self.terms.items())
+        return self.total(values)
 
 
 def fp32(out: Any) -> Any:

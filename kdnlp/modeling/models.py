@@ -33,9 +33,18 @@ def resolve(name: str) -> str:
     return name  # a Hub id
 
 
-def _load(fn, name: str, **kwargs):
+def load_pretrained(name: str, cls: Any = None, **kwargs):
+    """`cls.from_pretrained` (a model, tokenizer or config class) on `name` (see `resolve`); without `cls`, the model
+    class its config names (a classifier, a seq2seq model, or a bare encoder). The one way kdnlp loads by name: an
+    unreadable name is a one-line KdnlpError with what to pass instead."""
+    if cls is None:
+        import transformers
+
+        config = load_config(name)
+        arch = (config.architectures or ["AutoModelForSeq2SeqLM" if config.is_encoder_decoder else "AutoModel"])[0]
+        cls = getattr(transformers, arch, transformers.AutoModel)
     try:
-        return fn(resolve(name), **kwargs)
+        return cls.from_pretrained(resolve(name), **kwargs)
     except KdnlpError:
         raise
     except (OSError, ValueError) as e:
@@ -47,13 +56,13 @@ def _load(fn, name: str, **kwargs):
 def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
-    return _load(AutoTokenizer.from_pretrained, name)
+    return load_pretrained(name, AutoTokenizer)
 
 
 def load_config(name: str):
     from transformers import AutoConfig
 
-    return _load(AutoConfig.from_pretrained, name)
+    return load_pretrained(name, AutoConfig)
 
 
 def is_classifier(config: Any) -> bool:
@@ -114,13 +123,13 @@ def load_classifier(name: str, task: Any, require_head: bool, **kwargs):
 
     if require_head or is_classifier(load_config(name)):
         check_classifier(name, task, to_train=not require_head)
-        return _load(AutoModelForSequenceClassification.from_pretrained, name, **kwargs)
+        return load_pretrained(name, AutoModelForSequenceClassification, **kwargs)
     why = _cannot_classify(name, load_config(name), task)
     if why:
         raise KdnlpError(f"'{name}' cannot be fine-tuned on {task.name}: {why}")
     labels = _head_labels(task)
-    return _load(
-        AutoModelForSequenceClassification.from_pretrained, name,
+    return load_pretrained(
+        name, AutoModelForSequenceClassification,
         num_labels=task.num_labels,
         id2label=dict(enumerate(labels)),
         label2id={n: i for i, n in enumerate(labels)},

@@ -21,7 +21,7 @@ from kdnlp.core.config import from_dict
 from kdnlp.core.errors import KdnlpError, say
 from kdnlp.core.run import RunFolder
 from kdnlp.modeling.layers import RULES, check_layers, pick
-from kdnlp.modeling.models import _load, load_config, load_tokenizer
+from kdnlp.modeling.models import load_pretrained, load_tokenizer
 
 #: model_type -> its layer lists, each (dotted path of the list inside the state dict, config field of its length):
 #: the encoder's, and for encoder-decoder models the decoder's.
@@ -248,23 +248,13 @@ def student_config(teacher_config: Any, spec) -> Any:
     return _shrunk_config(teacher_config, [len(i) for i in ids], **{k: getattr(spec, k) for k in SIZE_KEYS})
 
 
-def load_teacher_model(name: str):
-    """The teacher with the class its config names (a classifier, a seq2seq model, or a bare encoder)."""
-    import transformers
-
-    config = load_config(name)
-    arch = (config.architectures or ["AutoModelForSeq2SeqLM" if config.is_encoder_decoder else "AutoModel"])[0]
-    cls = getattr(transformers, arch, transformers.AutoModel)
-    return _load(cls.from_pretrained, name)
-
-
 def init_student_folder(teacher: str, output_dir: str, layers: int | list[int] = 3, strategy: str = "uniform",
                         overwrite: bool = False, **spec: Any) -> list[int]:
     """Writes the student `StudentSpec(layers, strategy, **spec)` of `teacher` (and its tokenizer) as a model
     folder; returns the teacher layers it starts from."""
     student_spec = from_dict(StudentSpec, {"layers": layers, "strategy": strategy, **spec}, "student")
     folder = RunFolder(output_dir, overwrite)
-    teacher_model = load_teacher_model(teacher)
+    teacher_model = load_pretrained(teacher)
     student, ids = build_student(teacher_model, student_spec)
     if teacher_model.config.is_encoder_decoder:
         decoder = select_student_layers(teacher_model.config, ids, student_spec.decoder_layers, student_spec.strategy)[1]

@@ -19,7 +19,7 @@ import yaml
 
 from kdnlp.core.config import coerce, from_dict, parse_seed
 from kdnlp.core.errors import KdnlpError
-from kdnlp.losses import LOSSES, LossTerm, parse_term
+from kdnlp.losses import LOSSES, LossTerm, parse_terms
 from kdnlp.modeling.students import StudentSpec
 from kdnlp.pipeline.sources import SOURCES
 from kdnlp.tasks.multitask.problem import Settings
@@ -69,6 +69,10 @@ class Recipe:
         """How the teacher decodes the targets of `targets: teacher` stages (kdnlp.tasks.seq2seq.generation.GenerationSettings)."""
         return from_dict(GenerationSettings, {"max_source_length": self.max_length, **self.generation}, "generation")
 
+    def multitask_settings(self) -> Settings:
+        """How a multi-task run mixes, averages and anneals its tasks (kdnlp.tasks.multitask.problem.Settings)."""
+        return from_dict(Settings, self.multitask, "multitask")
+
     @property
     def uses_teacher(self) -> bool:
         return any(s.targets != "gold" or any(LOSSES.get(t.loss).uses_teacher for t in s.losses) for s in self.stages)
@@ -92,7 +96,7 @@ class Recipe:
         out["stages"] = [
             {
                 "name": s.name,
-                "losses": [{"loss": t.loss, "name": t.name, "weight": t.weight, **t.params} for t in s.losses],
+                "losses": [t.to_dict() for t in s.losses],
                 "training": dict(s.training),
                 "data": s.data,
                 **({"targets": s.targets} if s.targets != "gold" else {}),
@@ -244,6 +248,31 @@ def _chain_link(raw: dict[str, Any], name: str, first: bool) -> tuple[str, Stude
     return teacher, student
 
 
+def _parse_stage(raw: Any, i: int) -> Stage:
+    """Stage `i` (from 0) of a recipe's `stages`, validated."""
+    if not isinstance(raw, dict):
+        raise KdnlpError(f"stages[{i}] must be a mapping, got {raw!r}")
+    keys = ("name", "losses", "training", "data", "targets", "teacher", "student", "generator")
+    extra = [k for k in raw if k not in keys]
+    if extra:
+        raise KdnlpError(f"unknown key 'stages[{i}].{extra[0]}'; valid keys: {', '.join(keys)}")
+    name = coerce(raw.get("name", f"stage{i + 1}"), str, f"stages[{i}].name")
+    terms = parse_terms(raw.get("losses") or [], f"stages.{name}.losses", f"stage '{name}'")
+    if not terms:
+        raise KdnlpError(f"stage '{name}' has no losses")
+    source = coerce(raw.get("data", "task"), str, f"stages.{name}.data")
+    kind = SOURCES.get(source)
+    if not kind.labelled:
+        labelled = [t.loss for t in terms if not LOSSES.get(t.loss).uses_teacher]
+        if labelled:
+            raise KdnlpError(f"stage '{name}' trains on {kind.examples}, but its loss '{labelled[0]}' needs labels")
+    targets = coerce(raw.get("targets", "gold"), typing.get_type_hints(Stage)["targets"], f"stages.{name}.targets")
+    teacher, student = _chain_link(raw, name, first=i == 0)
+    generator = kind.settings(raw.get("generator"), f"stages.{name}.generator")
+    return Stage(name, terms, _check_training(raw.get("training") or {}, f"stages.{name}.training"), source,
+                 targets, teacher, student, generator)
+
+
 def parse(data: dict[str, Any]) -> Recipe:
     data = _normalise(data)
     known = {f.name for f in dataclasses.fields(Recipe)}
@@ -255,32 +284,7 @@ def parse(data: dict[str, Any]) -> Recipe:
             raise KdnlpError(f"recipe is missing the key '{key}'")
     if not data.get("stages"):
         raise KdnlpError("recipe has no stages: give 'losses' or 'stages'")
-    stages = []
-    for i, raw in enumerate(coerce(data["stages"], list, "stages")):
-        if not isinstance(raw, dict):
-            raise KdnlpError(f"stages[{i}] must be a mapping, got {raw!r}")
-        keys = ("name", "losses", "training", "data", "targets", "teacher", "student", "generator")
-        extra = [k for k in raw if k not in keys]
-        if extra:
-            raise KdnlpError(f"unknown key 'stages[{i}].{extra[0]}'; valid keys: {', '.join(keys)}")
-        name = coerce(raw.get("name", f"stage{i + 1}"), str, f"stages[{i}].name")
-        terms = [parse_term(t, f"stages.{name}.losses[{j}]") for j, t in enumerate(raw.get("losses") or [])]
-        if not terms:
-            raise KdnlpError(f"stage '{name}' has no losses")
-        dup = [t.name for t in terms if [u.name for u in terms].count(t.name) > 1]
-        if dup:
-            raise KdnlpError(f"stage '{name}' has two terms named '{dup[0]}'; give one of them a 'name'")
-        source = coerce(raw.get("data", "task"), str, f"stages.{name}.data")
-        kind = SOURCES.get(source)
-        if not kind.labelled:
-            labelled = [t.loss for t in terms if not LOSSES.get(t.loss).uses_teacher]
-            if labelled:
-                raise KdnlpError(f"stage '{name}' trains on {kind.examples}, but its loss '{labelled[0]}' needs labels")
-        targets = coerce(raw.get("targets", "gold"), typing.get_type_hints(Stage)["targets"], f"stages.{name}.targets")
-        teacher, student = _chain_link(raw, name, first=not stages)
-        generator = kind.settings(raw.get("generator"), f"stages.{name}.generator")
-        stages.append(Stage(name, terms, _check_training(raw.get("training") or {}, f"stages.{name}.training"), source,
-                            targets, teacher, student, generator))
+    stages = [_parse_stage(raw, i) for i, raw in enumerate(coerce(data["stages"], list, "stages"))]
     if len({s.name for s in stages}) != len(stages):
         raise KdnlpError("stage names must be unique")
     student = data.get("student")
@@ -299,7 +303,7 @@ def parse(data: dict[str, Any]) -> Recipe:
         stages=stages,
     )
     if recipe.multitask:
-        from_dict(Settings, recipe.multitask, "multitask")  # validates the keys and values
+        recipe.multitask_settings()  # validates the keys and values
     if recipe.generation or any(s.targets != "gold" for s in stages):
         recipe.generation_settings()  # validates the keys and values
     return recipe

@@ -15,11 +15,11 @@ import yaml
 
 from kdnlp.core.errors import KdnlpError, say
 from kdnlp.core.hashing import weights_digest
-from kdnlp.core.names import TEACHER_PREFIX
+from kdnlp.core.names import TEACHER_PREFIX, unprefixed
 from kdnlp.core.run import SETTINGS, RunFolder, read_json, write_json
 from kdnlp.losses import LOSSES, CompositeLoss, LossContext
 from kdnlp.modeling.layers import describe
-from kdnlp.modeling.models import load_tokenizer, num_params
+from kdnlp.modeling.models import load_pretrained, load_tokenizer, num_params
 from kdnlp.modeling.students import build_student, student_config
 from kdnlp.pipeline import recipe as recipes
 from kdnlp.pipeline.sources import SOURCES
@@ -92,19 +92,25 @@ class Run:
 
     def encode(self, ds):
         """`ds` tokenised for the student and, when it reads text differently, for the teacher as well."""
-        enc = self.problem.encode(ds, self.tokenizer, self.rec.max_length)
-        if self.teacher_tokenizer is None:
-            return enc
-        import datasets
-
-        own = self.problem.encode(ds, self.teacher_tokenizer, self.rec.max_length, prefix=TEACHER_PREFIX)
-        return datasets.concatenate_datasets([enc, own], axis=1)
+        return both_readings(self.problem.encode, ds, self.tokenizer, self.teacher_tokenizer, self.rec.max_length)
 
     def collator(self, model):
         collate = self.problem.collator(self.tokenizer, model)
         if self.teacher_tokenizer is None:
             return collate
         return PairedCollator(collate, self.problem.collator(self.teacher_tokenizer, self.teacher_model))
+
+
+def both_readings(encode, ds, tokenizer, teacher_tokenizer, max_length: int):
+    """`ds` tokenised by `encode(ds, tokenizer, max_length, prefix="")` for the student and, when the teacher reads
+    text differently (`teacher_tokenizer`, else None), for the teacher as well, in columns named `teacher_...`."""
+    enc = encode(ds, tokenizer, max_length)
+    if teacher_tokenizer is None:
+        return enc
+    import datasets
+
+    own = encode(ds, teacher_tokenizer, max_length, prefix=TEACHER_PREFIX)
+    return datasets.concatenate_datasets([enc, own], axis=1)
 
 
 class PairedCollator:
@@ -147,12 +153,45 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
             max_train_samples=None, max_eval_samples=None, stage=None, text=None, teacher_cache=True, resume=False,
             problem_options=None) -> Run:
     """Checks the inputs, loads data and models, and opens the run folder (see `run_recipe`)."""
-    import transformers
-
     rec = recipe if isinstance(recipe, recipes.Recipe) else recipes.load(recipe, overrides)
     problem = get_problem(task, **(problem_options or {}))
     if isinstance(problem, Configured):
         problem = problem.configured(rec)
+    folder = _check_inputs(rec, output_dir, overwrite, teacher, student, stage, text, max_train_samples,
+                           max_eval_samples)
+    seed = int(rec.training.get("seed", DEFAULT_TRAINING["seed"]))
+    if teacher is not None:
+        problem.check_teacher(teacher)
+    tokenizer = load_tokenizer(student or _teacher_folder(problem, teacher))
+    train = None
+    if any(SOURCES.get(s.data).reads_task for s in rec.stages):  # data-free runs never open the train split
+        train = problem.load("train", data_dir, max_train_samples, seed)
+    dev = problem.load("validation", data_dir, max_eval_samples, seed)
+    teacher_tokenizer = None
+    if student is not None and teacher is not None:
+        teacher_tokenizer = _teacher_reading(rec, problem, teacher, student, tokenizer, dev.select(range(min(8, len(dev)))))
+    teacher_model, student_model, info = _load_models(rec, problem, teacher, student, teacher_tokenizer, seed)
+    args = {st.name: training_args(folder.work / "stages" / st.name, {**problem.training_defaults,
+                                                                        **rec.stage_training(st)})
+            for st in rec.stages}
+    text_set = None
+    if any(s.data == "text" for s in rec.stages):  # the teacher reads the text its own way, as it reads the task's
+        text_set = both_readings(encode_text, load_text(text, max_train_samples, seed), tokenizer, teacher_tokenizer,
+                                 rec.max_length)
+    run = Run(rec, problem, folder, teacher, tokenizer, teacher_tokenizer, teacher_model, student_model,
+              train, text_set, dev, None, args, info, seed, teacher_cache, resume)
+    run.dev_enc = run.encode(dev)
+    settings = {"recipe": rec.to_dict(), "task": problem.name, "teacher": teacher, "student": student, "text": text,
+                "data_dir": data_dir, "max_train_samples": max_train_samples, "max_eval_samples": max_eval_samples}
+    if problem_options:
+        settings["task_options"] = problem_options
+    _open_folder(run, settings, overwrite)
+    return run
+
+
+def _check_inputs(rec: recipes.Recipe, output_dir, overwrite: bool, teacher: str | None, student: str | None,
+                  stage: str | None, text, max_train_samples: int | None, max_eval_samples: int | None) -> RunFolder:
+    """Fails on inputs that do not make a run of `rec`, before anything loads; returns the run's folder (unopened)."""
     if rec.uses_teacher and teacher is None:
         raise KdnlpError(f"recipe '{rec.name}' distills from a teacher; pass --teacher")
     if student is None and (teacher is None or rec.student is None):
@@ -166,18 +205,14 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
     for name, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
         if value is not None and value < 1:
             raise KdnlpError(f"bad value {value} for {name}: must be at least 1")
+    return folder
 
-    seed = int(rec.training.get("seed", DEFAULT_TRAINING["seed"]))
-    if teacher is not None:
-        problem.check_teacher(teacher)
-    tokenizer = load_tokenizer(student or _teacher_folder(problem, teacher))
-    train = None
-    if any(SOURCES.get(s.data).reads_task for s in rec.stages):  # data-free runs never open the train split
-        train = problem.load("train", data_dir, max_train_samples, seed)
-    dev = problem.load("validation", data_dir, max_eval_samples, seed)
-    teacher_tokenizer = None
-    if student is not None and teacher is not None:
-        teacher_tokenizer = _teacher_reading(rec, problem, teacher, student, tokenizer, dev.select(range(min(8, len(dev)))))
+
+def _load_models(rec: recipes.Recipe, problem: Problem, teacher: str | None, student: str | None, teacher_tokenizer,
+                 seed: int) -> tuple[Any, Any, dict[str, Any]]:
+    """The teacher (None without one) and the student, loaded or built from the teacher (seeded by `seed`), checked
+    against the recipe's stages and terms; and the run's record of them (run.json)."""
+    import transformers
 
     transformers.set_seed(seed)
     teacher_model = problem.load_model(teacher, require_head=True) if teacher is not None else None
@@ -197,38 +232,24 @@ def prepare(recipe, task, output_dir, teacher=None, student=None, data_dir=None,
     info["params"] = {"student": num_params(student_model)}
     if teacher_model is not None:
         info["params"]["teacher"] = num_params(teacher_model)
+    return teacher_model, student_model, info
 
-    args = {st.name: training_args(folder.work / "stages" / st.name, {**problem.training_defaults,
-                                                                        **rec.stage_training(st)})
-            for st in rec.stages}
-    text_set = None
-    if text_stages:
-        raw = load_text(text, max_train_samples, seed)
-        text_set = encode_text(raw, tokenizer, rec.max_length)
-        if teacher_tokenizer is not None:  # the teacher reads the text its own way, as it reads the task's
-            import datasets
 
-            own = encode_text(raw, teacher_tokenizer, rec.max_length, prefix=TEACHER_PREFIX)
-            text_set = datasets.concatenate_datasets([text_set, own], axis=1)
-    run = Run(rec, problem, folder, teacher, tokenizer, teacher_tokenizer, teacher_model, student_model,
-              train, text_set, dev, None, args, info, seed, teacher_cache, resume)
-    run.dev_enc = run.encode(dev)
-    settings = {"recipe": rec.to_dict(), "task": problem.name, "teacher": teacher, "student": student, "text": text,
-                "data_dir": data_dir, "max_train_samples": max_train_samples, "max_eval_samples": max_eval_samples}
-    if problem_options:
-        settings["task_options"] = problem_options
-    folder.check(settings, resume)
-    stage_dirs = (folder.work / "stages" / st.name for st in rec.stages)
+def _open_folder(run: Run, settings: dict[str, Any], overwrite: bool) -> None:
+    """Starts the run folder with `settings` (an interrupted run's is continued if they are the same), and writes
+    the resolved recipe in it. An interrupted run with a checkpoint is continued only with --resume."""
+    folder = run.folder
+    folder.check(settings, run.resume)
+    stage_dirs = (folder.work / "stages" / st.name for st in run.rec.stages)
     pending = next((f for f in stage_dirs if not (f / STAGE_DONE).is_file()), None)
-    if not (resume or overwrite) and pending and (checkpoint := last_checkpoint(pending)):
+    if not (run.resume or overwrite) and pending and (checkpoint := last_checkpoint(pending)):
         raise KdnlpError(f"'{folder.work}' holds an interrupted run (stage '{pending.name}' saved {Path(checkpoint).name}); "
                          "pass --resume to continue it, or --overwrite to start that stage over")
     run.state.wait_for_everyone()
     if run.state.is_main_process:
-        folder.start(settings, resume)
-        (folder.work / "recipe.yaml").write_text(yaml.safe_dump(rec.to_dict(), sort_keys=False))
+        folder.start(settings, run.resume)
+        (folder.work / "recipe.yaml").write_text(yaml.safe_dump(run.rec.to_dict(), sort_keys=False))
     run.state.wait_for_everyone()
-    return run
 
 
 def _check_chain(rec: recipes.Recipe, config, own_reading: bool) -> None:
@@ -255,7 +276,7 @@ def _step_down(run: Run, st: recipes.Stage) -> dict[str, Any]:
 
     folder = Path(run.stage_teacher(st))
     previous = folder.parent.name
-    run.teacher_model = type(run.student_model).from_pretrained(folder)
+    run.teacher_model = load_pretrained(str(folder), type(run.student_model))
     transformers.set_seed(run.seed)
     run.student_model, ids = build_student(run.teacher_model, st.student)
     say(f"stage '{st.name}': the teacher is the student of stage '{previous}'; the student starts from its layers {ids}")
@@ -267,23 +288,40 @@ def _step_down(run: Run, st: recipes.Stage) -> dict[str, Any]:
 def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
     """Trains stage `st` (or loads its student if an earlier run finished it); returns its metrics.
 
-    The loss terms' parameters (projections) are built from the run's seed, whatever earlier stages did to the
-    random state, and the Trainer broadcasts them from rank 0. With `run.resume`, training continues from the
-    stage's last checkpoint if it has one (model, optimizer, scheduler, RNG and sampler position by the Trainer;
-    loss-term parameters by DistillationTrainer). The stage's data source (kdnlp.pipeline.sources) gives its examples and
-    builds its trainer."""
-    import transformers
-
+    With `run.resume`, training continues from the stage's last checkpoint if it has one (model, optimizer,
+    scheduler, RNG and sampler position by the Trainer; loss-term parameters by DistillationTrainer). The stage's
+    data source (kdnlp.pipeline.sources) gives its examples and builds its trainer."""
     folder = run.work / "stages" / st.name
     chain = _step_down(run, st) if st.teacher == "previous" else None
-    source = SOURCES.get(st.data)
     if (folder / STAGE_DONE).is_file():
         say(f"stage '{st.name}' finished earlier: using its student")
-        run.student_model = type(run.student_model).from_pretrained(folder / "model")
+        run.student_model = load_pretrained(str(folder / "model"), type(run.student_model))
         return read_json(folder / STAGE_DONE, remedy="pass --overwrite to start the run over")
     if not run.resume and run.state.is_main_process and folder.exists():
         shutil.rmtree(folder)  # checkpoints of an interrupted try: start the stage afresh
     run.state.wait_for_everyone()
+    trainer, described = _stage_trainer(run, st)
+    checkpoint = last_checkpoint(Path(trainer.args.output_dir)) if run.resume else None
+    if checkpoint:
+        say(f"stage '{st.name}': resuming from {checkpoint}")
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = {"train": result.metrics, "eval": trainer.evaluate(), "loss": described, **({"chain": chain} if chain else {})}
+    run.student_model = trainer.model
+    if run.state.is_main_process:
+        _save(run.student_model, run.tokenizer, folder / "model")
+        write_json(folder / STAGE_DONE, metrics)
+    run.state.wait_for_everyone()
+    return metrics
+
+
+def _stage_trainer(run: Run, st: recipes.Stage) -> tuple[Any, dict[str, Any]]:
+    """The trainer of stage `st`, made by its data source, and the record of its loss (formula and layer maps).
+
+    The loss terms' parameters (projections) are built from the run's seed, whatever earlier stages did to the
+    random state, and the Trainer broadcasts them from rank 0."""
+    import transformers
+
+    source = SOURCES.get(st.data)
     train = source.train_set(run, st)
     transformers.set_seed(run.seed)
     ctx = LossContext(run.problem.num_labels, run.student_model.config, getattr(run.teacher_model, "config", None),
@@ -314,17 +352,7 @@ def run_stage(run: Run, st: recipes.Stage) -> dict[str, Any]:
         train_batches=batches,
         target_inputs=run.problem.target_inputs if isinstance(run.problem, TargetInputs) else None,
     )
-    checkpoint = last_checkpoint(Path(args.output_dir)) if run.resume else None
-    if checkpoint:
-        say(f"stage '{st.name}': resuming from {checkpoint}")
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    metrics = {"train": result.metrics, "eval": trainer.evaluate(), "loss": described, **({"chain": chain} if chain else {})}
-    run.student_model = trainer.model
-    if run.state.is_main_process:
-        _save(run.student_model, run.tokenizer, folder / "model")
-        write_json(folder / STAGE_DONE, metrics)
-    run.state.wait_for_everyone()
-    return metrics
+    return trainer, described
 
 
 def finish(run: Run, stages: dict[str, Any]) -> dict[str, Any]:
@@ -334,7 +362,7 @@ def finish(run: Run, stages: dict[str, Any]) -> dict[str, Any]:
     last = list(stages)[-1]
     done = len(stages) == len(run.rec.stages)
     evaluated = stages[last]["eval"]
-    final = {k.removeprefix("eval_"): v for k, v in evaluated.items()}
+    final = unprefixed(evaluated)
     if done and run.state.is_main_process:
         final = run.problem.final_metrics(evaluated, run.student_model, run.tokenizer, run.dev, run.rec.max_length,
                                           run.teacher_model)

@@ -33,6 +33,8 @@ from kdnlp.pipeline.sources import SOURCES
 from kdnlp.tasks.kinds import TASK_OPTIONS, get_problem
 
 SUMMARY = "summary.json"
+#: What to do about a seeds folder that cannot be read.
+AGAIN = "pass --overwrite to run the seeds again"
 #: The recipe whose loss the control trains with.
 CONTROL_LOSS = "baseline"
 
@@ -137,42 +139,22 @@ def run_seeds(recipe: str | recipes.Recipe, task: str, output_dir: str | Path, s
     settings = {"command": "seeds", "recipe": rec.to_dict(), "control": twin.to_dict() if twin else None,
                 "seeds": list(seeds), "task": problem.name, "options": options}
     done = Path(output_dir)
-    again = "pass --overwrite to run the seeds again"
-    finished = read_json(done / SETTINGS, "seeds", remedy=again) if is_seeds_folder(done) and not overwrite else None
+    finished = read_json(done / SETTINGS, "seeds", remedy=AGAIN) if is_seeds_folder(done) and not overwrite else None
     if finished == settings:
         say(f"{done} finished earlier with these settings: every seed has run")
-        return read_json(done / SUMMARY, remedy=again)
+        return read_json(done / SUMMARY, remedy=AGAIN)
     grows = not overwrite and _adds_seeds(finished, settings)
     folder = RunFolder(output_dir, overwrite, replaces=grows)
     saved = folder.work / SETTINGS
-    if not overwrite and saved.is_file() and _adds_seeds(read_json(saved, remedy=again), settings):
+    if not overwrite and saved.is_file() and _adds_seeds(read_json(saved, remedy=AGAIN), settings):
         write_json(saved, settings)  # an interrupted run given more seeds: its finished seeds are kept
     work = folder.start(settings)
-    if grows:  # copied, so the finished folder stays whole until the grown one replaces it
+    if grows:
         say(f"{done} holds seeds {','.join(map(str, finished['seeds']))}: keeping them, running the others")
-        for member in sorted(done.iterdir()):
-            if (member / "metrics.json").is_file() and not (work / member.name).exists():
-                copy = work / f".{member.name}.copy"  # a copy cut short is never taken for a finished seed
-                shutil.rmtree(copy, ignore_errors=True)
-                shutil.copytree(member, copy)
-                copy.rename(work / member.name)
+        _copy_finished(done, work)
     runs = {"seed": rec, "control": twin} if twin else {"seed": rec}
-    scores: dict[str, dict[int, float]] = {kind: {} for kind in runs}
-    metrics: dict[str, Any] = {}
     try:
-        for seed in seeds:
-            for kind, r in runs.items():
-                name = f"{kind}-{seed}"
-                out = work / name
-                if (out / "metrics.json").is_file():
-                    say(f"{name} finished earlier: using its metrics")
-                else:
-                    say(f"{name}: recipe '{r.name}', training.seed={seed}")
-                    interrupted = (work / f"{name}.partial").is_dir()
-                    runner.run_recipe(_seeded(r, seed), problem.name, out, overwrite=overwrite,
-                               resume=resume and interrupted, **options)
-                metrics[name] = read_json(out / "metrics.json", "metrics", remedy=again)["metrics"]
-                scores[kind][seed] = problem.task_score(metrics[name])
+        scores, metrics = _run_each(runs, seeds, problem, work, overwrite, resume, options)
     except KdnlpError:  # a run's input check failed; its own folder is gone unless it had trained
         if all(p.name == SETTINGS for p in work.iterdir()):
             folder.discard()
@@ -185,6 +167,39 @@ def run_seeds(recipe: str | recipes.Recipe, task: str, output_dir: str | Path, s
     path = folder.finish()
     say(f"wrote {path}/ ({len(seeds)} seeds{' and their controls' if twin else ''})")
     return summary
+
+
+def _copy_finished(done: Path, work: Path) -> None:
+    """The finished runs of the seeds folder `done` copied into `work`: the finished folder stays whole until the
+    grown one replaces it."""
+    for member in sorted(done.iterdir()):
+        if (member / "metrics.json").is_file() and not (work / member.name).exists():
+            copy = work / f".{member.name}.copy"  # a copy cut short is never taken for a finished seed
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(member, copy)
+            copy.rename(work / member.name)
+
+
+def _run_each(runs: dict[str, recipes.Recipe], seeds: list[int], problem, work: Path, overwrite: bool, resume: bool,
+              options: dict[str, Any]) -> tuple[dict[str, dict[int, float]], dict[str, Any]]:
+    """Runs each recipe of `runs` (kind -> recipe) with each seed into `work/<kind>-<seed>/`, unless it finished
+    earlier; returns the task scores (kind -> seed -> score) and the metrics (run name -> metrics)."""
+    scores: dict[str, dict[int, float]] = {kind: {} for kind in runs}
+    metrics: dict[str, Any] = {}
+    for seed in seeds:
+        for kind, r in runs.items():
+            name = f"{kind}-{seed}"
+            out = work / name
+            if (out / "metrics.json").is_file():
+                say(f"{name} finished earlier: using its metrics")
+            else:
+                say(f"{name}: recipe '{r.name}', training.seed={seed}")
+                interrupted = (work / f"{name}.partial").is_dir()
+                runner.run_recipe(_seeded(r, seed), problem.name, out, overwrite=overwrite,
+                                  resume=resume and interrupted, **options)
+            metrics[name] = read_json(out / "metrics.json", "metrics", remedy=AGAIN)["metrics"]
+            scores[kind][seed] = problem.task_score(metrics[name])
+    return scores, metrics
 
 
 def is_seeds_folder(path: str | os.PathLike) -> bool:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 
+from kdnlp.core.names import unprefixed
+
 if TYPE_CHECKING:
     import datasets
 
@@ -105,7 +107,7 @@ class Problem(ABC):
                       max_length: int, teacher=None) -> dict[str, float]:
         """A finished run's dev metrics, from the Trainer's last evaluation (and the model, if more is needed;
         `teacher`: the run's loaded teacher, which a kind may score beside it)."""
-        return {k.removeprefix("eval_"): v for k, v in evaluated.items()}
+        return unprefixed(evaluated)
 
     @abstractmethod
     def score(self, model, tokenizer, ds: "datasets.Dataset", max_length: int, batch_size: int) -> dict[str, float]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kdnlp.tasks.glue.data import subset
+from kdnlp.core.config import first_repeat
 from kdnlp.core.errors import KdnlpError
+from kdnlp.tasks.glue.data import subset
 
 if TYPE_CHECKING:
     import datasets
@@ -46,7 +47,7 @@ def load_text(sources: list[str], max_samples: int | None = None, seed: int = 42
     """The texts of `sources` as a dataset with one column, `text`; `max_samples` takes a seeded subset."""
     import datasets
 
-    twice = next((s for i, s in enumerate(sources) if s in sources[:i]), None)
+    twice = first_repeat(sources)
     if twice is not None:
         raise KdnlpError(f"text source '{twice}' is given twice; give each --text once")
     lines: list[str] = []

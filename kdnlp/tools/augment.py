@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from kdnlp.core.errors import KdnlpError
 from kdnlp.core.run import RunFolder
-from kdnlp.modeling.models import _load, load_tokenizer
+from kdnlp.modeling.models import load_pretrained, load_tokenizer
 from kdnlp.tasks.glue.data import SPLITS, get_task, load_split, task_file, write_tsv
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def load_fill_mask(name: str):
     tokenizer = load_tokenizer(name)
     if tokenizer.mask_token is None:
         raise KdnlpError(f"'{name}' has no mask token; give a masked language model, e.g. bert-base-uncased")
-    model, info = _load(AutoModelForMaskedLM.from_pretrained, name, output_loading_info=True)
+    model, info = load_pretrained(name, AutoModelForMaskedLM, output_loading_info=True)
     if info["missing_keys"]:
         missing = ", ".join(sorted(info["missing_keys"])[:3])
         raise KdnlpError(f"'{name}' has no trained masked-LM head (missing {missing}); "

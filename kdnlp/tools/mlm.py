@@ -15,7 +15,7 @@ from typing import Any
 
 from kdnlp.core.errors import KdnlpError, say
 from kdnlp.core.run import RunFolder, write_json
-from kdnlp.modeling.models import _load, load_tokenizer
+from kdnlp.modeling.models import load_pretrained, load_tokenizer
 from kdnlp.tasks.glue.data import get_task, load_split
 from kdnlp.tasks.text import encode_text
 from kdnlp.training.args import training_args
@@ -73,7 +73,7 @@ def train_mlm(teacher: str, task: str, output_dir: str | os.PathLike, data_dir: 
     enc = encode_text(lines, tokenizer, max_length)
 
     torch.manual_seed(seed)
-    model, info = _load(AutoModelForMaskedLM.from_pretrained, teacher, output_loading_info=True)
+    model, info = load_pretrained(teacher, AutoModelForMaskedLM, output_loading_info=True)
     prefix = model.base_model_prefix + "."
     lost = [k for k in info["missing_keys"] if k.startswith(prefix)]
     if lost:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdnlp.core.registry import Registry
+from kdnlp.losses.composite import WeightedSum
 
 Combination = Literal["exponential", "fixed"]
 
@@ -98,7 +99,7 @@ def increment(value: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
     return torch.exp(value - previous)
 
 
-class GeneratorLoss(nn.Module):
+class GeneratorLoss(WeightedSum):
     """The terms combined: `fixed` (DAFL) is sum weight * term; `exponential` (RDSKD) is sum weight * exp(term -
     term_prev) over the terms with `increments`, plus weight * term for the others (diversity).
 
@@ -107,11 +108,11 @@ class GeneratorLoss(nn.Module):
     gradient of the plain sum). The running sums and previous means are buffers: checkpointed with the generator.
     """
 
+    registry = GENERATOR_LOSSES
+
     def __init__(self, terms: dict[str, tuple[float, GeneratorTerm]], combination: Combination = "exponential",
                  epoch_steps: int = 100):
-        super().__init__()
-        self.weights = {name: weight for name, (weight, _) in terms.items()}
-        self.terms = nn.ModuleDict({name: term for name, (_, term) in terms.items()})
+        super().__init__(terms)
         self.combination = combination
         self.epoch_steps = epoch_steps
         n = len(terms)
@@ -121,15 +122,16 @@ class GeneratorLoss(nn.Module):
         self.register_buffer("epochs", torch.zeros((), dtype=torch.long))
 
     def forward(self, teacher_logits: torch.Tensor, latents: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        values = {name: term(teacher_logits, latents) for name, term in self.terms.items()}
-        total = torch.zeros((), device=teacher_logits.device)
-        for k, (name, value) in enumerate(values.items()):
-            if self.combination == "exponential" and self.terms[name].increments:
-                previous = self.previous[k] if self.epochs > 0 else value.detach()
-                total = total + self.weights[name] * increment(value, previous)
-            else:
-                total = total + self.weights[name] * value
-        return total, {name: v.detach() for name, v in values.items()}
+        return self.total({name: term(teacher_logits, latents) for name, term in self.terms.items()})
+
+    def _increments(self, name: str) -> bool:
+        return self.combination == "exponential" and self.terms[name].increments
+
+    def scaled(self, name, value):
+        if not self._increments(name):
+            return value
+        previous = self.previous[list(self.terms).index(name)] if self.epochs > 0 else value.detach()
+        return increment(value, previous)
 
     @torch.no_grad()
     def end_step(self, values: dict[str, torch.Tensor], reduce: Callable[[torch.Tensor], torch.Tensor] | None = None):
@@ -144,11 +146,5 @@ class GeneratorLoss(nn.Module):
             self.steps.zero_()
             self.epochs += 1
 
-    def formula(self) -> str:
-        def show(name):
-            term = self.terms[name]
-            if self.combination == "exponential" and term.increments:
-                return f"{self.weights[name]:g} * exp({name} - {name}_prev)"
-            return f"{self.weights[name]:g} * {name}"
-
-        return " + ".join(show(n) for n in self.terms)
+    def shown(self, name):
+        return f"exp({name} - {name}_prev)" if self._increments(name) else name

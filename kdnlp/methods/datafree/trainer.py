@@ -30,7 +30,7 @@ from torch import nn
 
 from kdnlp.core.config import from_dict
 from kdnlp.core.errors import KdnlpError, say
-from kdnlp.losses import parse_term
+from kdnlp.losses.composite import parse_term, parse_terms
 from kdnlp.methods.datafree.losses import GENERATOR_LOSSES, Combination, GeneratorLoss
 from kdnlp.modeling.models import load_tokenizer
 from kdnlp.tasks.capabilities import GeneratedInputs
@@ -82,22 +82,14 @@ class GeneratorSettings:
 def parse_settings(raw: Any, where: str) -> dict[str, Any]:
     """The `generator` section validated, as plain data in the recipe's shape (terms as {loss, name, weight, ...})."""
     settings = from_dict(GeneratorSettings, raw, where)
-    terms = [parse_term(t, f"{where}.losses[{i}]", GENERATOR_LOSSES) for i, t in enumerate(settings.losses)]
-    names = [t.name for t in terms]
-    dup = next((n for n in names if names.count(n) > 1), None)
-    if dup:
-        raise KdnlpError(f"{where} has two terms named '{dup}'; give one of them a 'name'")
-    settings.losses = [{"loss": t.loss, "name": t.name, "weight": t.weight, **t.params} for t in terms]
+    terms = parse_terms(settings.losses, f"{where}.losses", where, GENERATOR_LOSSES)
+    settings.losses = [t.to_dict() for t in terms]
     return dataclasses.asdict(settings)
 
 
 def build_generator_loss(settings: GeneratorSettings) -> GeneratorLoss:
-    terms = {}
-    for raw in settings.losses:
-        params = {k: v for k, v in raw.items() if k not in ("loss", "name", "weight")}
-        cls = GENERATOR_LOSSES.get(raw["loss"])
-        terms[raw["name"]] = (raw["weight"], cls(cls.Config(**params)))
-    return GeneratorLoss(terms, settings.combination, settings.epoch_steps)
+    terms = [parse_term(t, "generator.losses", GENERATOR_LOSSES) for t in settings.losses]
+    return GeneratorLoss.build(terms, combination=settings.combination, epoch_steps=settings.epoch_steps)
 
 
 def latent_seeds(settings: dict[str, Any], args) -> "datasets.Dataset":

@@ -13,7 +13,7 @@ from transformers import BertConfig, BertForSequenceClassification, BertModel, B
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from kdnlp.core.errors import KdnlpError
-from kdnlp.losses.composite import CompositeLoss
+from kdnlp.losses.composite import CompositeLoss, StudentTerms
 
 #: The column (and model input) holding each row's task index.
 TASK = "task_ids"
@@ -122,7 +122,7 @@ def soft_targets(teacher_logits: torch.Tensor, teachers: int, width: int, labels
     return temperature * torch.log((members.float() / temperature).softmax(-1).mean(1).clamp_min(1e-12))
 
 
-class MultiTaskLoss(nn.Module):
+class MultiTaskLoss(StudentTerms, nn.Module):
     """Per task the stage's terms (built for that task's outputs) on that task's rows of a batch: each row's
     scores cut to its task's labels, the teacher's rows turned into the ensemble's target (`soft_targets`). The
     total is the mean over rows; terms are reported as `<task>/<term>`. With `anneal`, the target is
@@ -142,14 +142,6 @@ class MultiTaskLoss(nn.Module):
             raise KdnlpError(f"multi-task terms must share one temperature (the ensemble's target is tempered once); "
                              f"got {', '.join(map(str, sorted(temperatures)))}")
         self.temperature = temperatures.pop() if temperatures else 1.0
-
-    @property
-    def needs(self) -> frozenset[str]:
-        return frozenset().union(*(c.needs for c in self.per_task.values()))
-
-    @property
-    def uses_teacher(self) -> bool:
-        return any(c.uses_teacher for c in self.per_task.values())
 
     @property
     def terms(self) -> dict[str, nn.Module]:

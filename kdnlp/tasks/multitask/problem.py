@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from kdnlp.core.config import from_dict
+from kdnlp.core.config import first_repeat
 from kdnlp.core.errors import KdnlpError
 from kdnlp.losses import CompositeLoss
 from kdnlp.modeling.models import check_classifier, load_classifier, load_tokenizer, resolve
@@ -128,8 +128,8 @@ class MultiTaskProblem(Problem):
             raise KdnlpError(f"no tasks in '{PREFIX}': give {PREFIX}TASK[,TASK...]")
         self.tasks = [glue.get_task(t) for t in tasks]
         names = [t.name for t in self.tasks]
-        if len(set(names)) != len(names):
-            raise KdnlpError(f"task {next(n for n in names if names.count(n) > 1)} is given twice in {PREFIX}{','.join(tasks)}")
+        if (twice := first_repeat(names)) is not None:
+            raise KdnlpError(f"task {twice} is given twice in {PREFIX}{','.join(tasks)}")
         self.name = PREFIX + ",".join(names)
         self.settings = settings or Settings()
 
@@ -142,7 +142,7 @@ class MultiTaskProblem(Problem):
         return (*(f"{t.name}/{m}" for t in self.tasks for m in t.metrics), "average", "ensemble/average")
 
     def configured(self, rec) -> "MultiTaskProblem":
-        return MultiTaskProblem([t.name for t in self.tasks], from_dict(Settings, rec.multitask, "multitask"))
+        return MultiTaskProblem([t.name for t in self.tasks], rec.multitask_settings())
 
     # ---- data ----
     def load(self, split, data_dir, max_samples=None, seed=42, labeled=True):

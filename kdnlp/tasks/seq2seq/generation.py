@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Iterator
 from kdnlp.core.errors import KdnlpError, say
 from kdnlp.core.hashing import cache_dir, weights_digest
 from kdnlp.core.run import RunFolder, read_json, write_json
-from kdnlp.modeling.models import _load, load_config, load_tokenizer
+from kdnlp.modeling.models import load_config, load_pretrained, load_tokenizer
 from kdnlp.tasks.seq2seq.data import load_pairs
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ def load_teacher(name: str, device=None):
     from transformers import AutoModelForSeq2SeqLM
 
     check_teacher(name)
-    model = _load(AutoModelForSeq2SeqLM.from_pretrained, name)
+    model = load_pretrained(name, AutoModelForSeq2SeqLM)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), load_tokenizer(name)
 
@@ -260,9 +260,6 @@ def cached_generate(model, tokenizer, sources: list[str], settings: GenerationSe
     all are done the folder is renamed to `<cache_dir>/generate/<key>/` (atomic) with `meta.json` beside the
     shards. A damaged shard (of either folder) is named and decoded again. Returns the outputs and the entry's folder.
     """
-    import torch
-    from tqdm.auto import tqdm
-
     settings = settings or GenerationSettings()
     if shard_size < 1:
         raise KdnlpError(f"bad shard size {shard_size}: must be at least 1")
@@ -274,40 +271,13 @@ def cached_generate(model, tokenizer, sources: list[str], settings: GenerationSe
     order = length_order(ids)
     if (entry / "meta.json").is_file():
         shards = _shards(entry, order, settings, shard_size)
-        found = [_read_shard(entry / f"shard-{j:05d}.json", rows, settings.k) for j, rows in enumerate(shards)]
-        try:
-            read_json(entry / "meta.json", "weights")
-            damaged = sum(h is None for h in found)
-        except KdnlpError as e:
-            say(f"generate: {e}")
-            damaged = len(found)
-        if not damaged:
-            say(f"generate: reusing the teacher's outputs in {entry}")
+        found = _finished_entry(entry, work, shards, settings.k)
+        if found is not None:
             return _in_order(shards, found, len(sources)), entry
-        say(f"generate: {damaged} of the {len(shards)} shards of {entry} are damaged or missing: decoding them again")
-        (entry / "meta.json").unlink()
-        shutil.rmtree(work, ignore_errors=True)
-        os.replace(entry, work)  # its sound shards are kept
     work.mkdir(parents=True, exist_ok=True)
     shards = _shards(work, order, settings, shard_size)
-    paths = [work / f"shard-{j:05d}.json" for j in range(len(shards))]
-    found = [_read_shard(p, rows, settings.k) for p, rows in zip(paths, shards)]
-    todo = [j for j, h in enumerate(found) if h is None]
-    say(f"generate: {len(sources)} sources in {len(shards)} shards, {len(shards) - len(todo)} already done, "
-        f"into {work}")
-    config = generation_config(model, tokenizer, settings)
     start = time.perf_counter()
-    model.eval()
-    done = len(sources) - sum(len(shards[j]) for j in todo)
-    with torch.inference_mode(), tqdm(total=len(sources), initial=done, desc="generate", unit="sent",
-                                      disable=not progress) as bar:
-        for j in todo:
-            found[j] = []
-            for batch_rows, batch_hyps in _decode_batches(model, tokenizer, config, ids, shards[j],
-                                                         settings.batch_size):  # in the shard's row order
-                found[j] += batch_hyps
-                bar.update(len(batch_rows))
-            write_json(paths[j], {"rows": shards[j], "hypotheses": found[j]})
+    found = _decode_shards(model, tokenizer, ids, shards, work, settings, progress)
     write_json(work / "meta.json", {
         "version": VERSION, "teacher": model.config.name_or_path, "weights": weights_digest(model),
         "settings": asdict(settings), "sources": len(sources), "shards": len(shards),
@@ -319,6 +289,52 @@ def cached_generate(model, tokenizer, sources: list[str], settings: GenerationSe
             raise
         shutil.rmtree(work, ignore_errors=True)
     return _in_order(shards, found, len(sources)), entry
+
+
+def _finished_entry(entry: Path, work: Path, shards: list[list[int]], k: int) -> list[list[Hypotheses]] | None:
+    """The outputs of each shard of the finished cache entry `entry`; None if any is damaged or missing, and then
+    the entry, less its meta.json, becomes the folder `work` (its sound shards are kept)."""
+    found = [_read_shard(entry / f"shard-{j:05d}.json", rows, k) for j, rows in enumerate(shards)]
+    try:
+        read_json(entry / "meta.json", "weights")
+        damaged = sum(h is None for h in found)
+    except KdnlpError as e:
+        say(f"generate: {e}")
+        damaged = len(found)
+    if not damaged:
+        say(f"generate: reusing the teacher's outputs in {entry}")
+        return found
+    say(f"generate: {damaged} of the {len(shards)} shards of {entry} are damaged or missing: decoding them again")
+    (entry / "meta.json").unlink()
+    shutil.rmtree(work, ignore_errors=True)
+    os.replace(entry, work)
+    return None
+
+
+def _decode_shards(model, tokenizer, ids: list[list[int]], shards: list[list[int]], work: Path,
+                   settings: GenerationSettings, progress: bool) -> list[list[Hypotheses]]:
+    """The outputs of each shard (rows of `ids`): read from `work` where a sound shard file is, else decoded and
+    written there at once."""
+    import torch
+    from tqdm.auto import tqdm
+
+    paths = [work / f"shard-{j:05d}.json" for j in range(len(shards))]
+    found = [_read_shard(p, rows, settings.k) for p, rows in zip(paths, shards)]
+    todo = [j for j, h in enumerate(found) if h is None]
+    n = sum(len(rows) for rows in shards)
+    say(f"generate: {n} sources in {len(shards)} shards, {len(shards) - len(todo)} already done, into {work}")
+    config = generation_config(model, tokenizer, settings)
+    model.eval()
+    done = n - sum(len(shards[j]) for j in todo)
+    with torch.inference_mode(), tqdm(total=n, initial=done, desc="generate", unit="sent", disable=not progress) as bar:
+        for j in todo:
+            found[j] = []
+            for batch_rows, batch_hyps in _decode_batches(model, tokenizer, config, ids, shards[j],
+                                                         settings.batch_size):  # in the shard's row order
+                found[j] += batch_hyps
+                bar.update(len(batch_rows))
+            write_json(paths[j], {"rows": shards[j], "hypotheses": found[j]})
+    return found
 
 
 def _in_order(shards: list[list[int]], found: list[list[Hypotheses]], n: int) -> list[Hypotheses]:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from kdnlp.core.errors import KdnlpError, say
-from kdnlp.modeling.models import _load, load_config, resolve
+from kdnlp.core.names import unprefixed
+from kdnlp.modeling.models import load_config, load_pretrained, resolve
 from kdnlp.tasks.base import Card, Problem
 from kdnlp.tasks.seq2seq import metrics as seq2seq
 from kdnlp.tasks.seq2seq.data import load_pairs
@@ -135,10 +136,10 @@ class Seq2SeqProblem(Problem):
 
                 model.generation_config = GenerationConfig.from_pretrained(folder)
             return model
-        return _load(AutoModelForSeq2SeqLM.from_pretrained, name, **kwargs)
+        return load_pretrained(name, AutoModelForSeq2SeqLM, **kwargs)
 
     def final_metrics(self, evaluated, model, tokenizer, dev, max_length, teacher=None):
-        loss = {k.removeprefix("eval_"): v for k, v in evaluated.items() if k == "eval_loss"}
+        loss = {k: v for k, v in unprefixed(evaluated).items() if k == "loss"}
         return {**loss, **self.score(model, tokenizer, dev, max_length, 64)}
 
     def decode(self, model, tokenizer, sources: list[str], max_length: int, batch_size: int = 64) -> list[str]:
