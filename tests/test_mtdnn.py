@@ -147,9 +147,8 @@ def test_multitask_terms_at_two_temperatures_are_refused(teachers):
 
 def test_the_problem_keeps_no_state_between_calls(teachers, data, tokenizer):
     """The teachers reach the loss and the final metrics in their arguments; the recipe makes a new problem."""
-    from types import SimpleNamespace
-
     from kdnlp.losses import LossContext, LossTerm
+    from kdnlp.pipeline import recipe as recipes
 
     problem, ensemble = problem_with(teachers, ("sst2", "stsb"))
     before = dict(vars(problem))
@@ -159,7 +158,7 @@ def test_the_problem_keeps_no_state_between_calls(teachers, data, tokenizer):
     final = problem.final_metrics({"eval_average": 0.5}, None, tokenizer, dev, 64, ensemble)
     assert "ensemble/average" in final and "teacher2/sst2/accuracy" in final
     assert problem.final_metrics({"eval_average": 0.5}, None, tokenizer, dev, 64) == {"average": 0.5}
-    configured = problem.configured(SimpleNamespace(multitask={"combine": "logits"}))
+    configured = problem.configured(recipes.load("mtdnn", ["multitask.combine=logits"]))
     assert configured.settings.combine == "logits" and configured is not problem
     assert vars(problem) == before
 
