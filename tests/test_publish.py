@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -252,14 +251,13 @@ def test_token_never_written_or_printed(tiny_runs, tmp_path, monkeypatch, capfd)
             assert FAKE_TOKEN.encode() not in path.read_bytes(), path
 
 
-def test_the_real_client_offline_is_one_error_line(run):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_TOKEN": FAKE_TOKEN}
+def test_the_real_client_offline_is_one_error_line(run, monkeypatch, capfd):
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     before = folder_hash(run)
-    result = subprocess.run([sys.executable, "-m", "kdnlp", "push", str(run), "--repo-id", "me/tiny", "--public"],
-                            capture_output=True, text=True, env=env, timeout=300)
-    errors = [line for line in result.stderr.splitlines() if line.startswith("kdnlp: error:")]
-    assert result.returncode == 2 and len(errors) == 1 and "could not push to me/tiny" in errors[0], result.stderr
-    assert FAKE_TOKEN not in result.stdout + result.stderr and folder_hash(run) == before
+    code, log = cli(capfd, "push", run, "--repo-id", "me/tiny", "--public")
+    errors = [line for line in log.splitlines() if line.startswith("kdnlp: error:")]
+    assert code == 2 and len(errors) == 1 and "could not push to me/tiny" in errors[0], log
+    assert FAKE_TOKEN not in log and folder_hash(run) == before
 
 
 def test_distill_from_a_run_folder_reruns_it(tiny_runs, tmp_path, monkeypatch, capfd):

@@ -63,7 +63,7 @@ def test_eval_of_a_seeds_folder_pairs_the_scores_it_measures(seeds_run):
 def test_a_rerun_skips_the_seeds_that_finished(tiny_teacher_dir, tmp_path, monkeypatch):
     import kdnlp.pipeline.runner
 
-    glue = write_sst2(tmp_path / "glue")
+    glue = write_sst2(tmp_path / "glue", dev_rows=8)
     real = kdnlp.pipeline.runner.run_recipe
     ran, dies = [], ["control-2"]  # the first try dies at its last run
 
@@ -75,7 +75,9 @@ def test_a_rerun_skips_the_seeds_that_finished(tiny_teacher_dir, tmp_path, monke
         return real(rec, task, out, **kwargs)
 
     monkeypatch.setattr(kdnlp.pipeline.runner, "run_recipe", counted)
-    args = dict(control=True, teacher=str(tiny_teacher_dir), data_dir=str(glue), overrides=TINY)
+    # the bookkeeping, not the training, is under test: one step a run, no checkpoints
+    args = dict(control=True, teacher=str(tiny_teacher_dir), data_dir=str(glue),
+                overrides=[*TINY, "training.max_steps=1", "training.save_strategy=no"])
     with pytest.raises(KeyboardInterrupt):
         run_seeds("hinton", "sst2", tmp_path / "out", [1, 2], **args)
     assert not (tmp_path / "out").exists() and (tmp_path / "out.partial" / "seed-2" / "metrics.json").is_file()
