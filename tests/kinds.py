@@ -120,7 +120,7 @@ class Kind:
 
     def cli(self, teacher: str) -> list[str]:
         """The command-line options that give `distill` this kind's task, teacher and options."""
-        if self.name == "multitask":
+        if self.task.startswith("tasks:"):
             return ["--tasks", self.task.removeprefix("tasks:"),
                     *[a for spec in teacher.split(";") for a in ("--teachers", spec)],
                     *[a for k, v in self.options.items() for a in (f"--{k.replace('_', '-')}", str(v))]]
