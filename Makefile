@@ -19,8 +19,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
+# One pytest-xdist worker a CPU; each test module runs whole on one worker, so a module's fixtures are built once.
+WORKERS ?= auto
+
 test: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(WORKERS) --dist loadscope
 
 # Without a local GLUE folder the demo reads SST-2 from the Hub (nyu-mll/glue), and MiniLM from its package or the
 # Hub (sentence-transformers/all-MiniLM-L6-v2); offline with neither, kdnlp stops with one line saying what to pass.

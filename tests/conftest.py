@@ -1,7 +1,9 @@
-"""Offline settings, tiny models built from configs, and the path to ../shared/data (skip if absent)."""
+"""Offline settings, tiny models built from configs, runs shared by the whole session (built once even across
+pytest-xdist workers), and the path to ../shared/data (skip if absent)."""
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import tempfile
@@ -12,6 +14,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tiny models gain nothing from a second thread, and on 2 cores (two xdist workers, or a run and its two processes)
+# threads that wait for each other spin: one thread a process, subprocesses included, as torch is not yet imported.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # The teacher-output cache of the tests' runs (subprocesses included) goes to a fresh folder, not ~/.cache.
 os.environ["KDNLP_CACHE"] = tempfile.mkdtemp(prefix="kdnlp-test-cache-")
 atexit.register(shutil.rmtree, os.environ["KDNLP_CACHE"], True)
@@ -19,6 +24,23 @@ atexit.register(shutil.rmtree, os.environ["KDNLP_CACHE"], True)
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("KDNLP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 GLUE = SHARED / "glue"
+
+
+def shared(tmp_path_factory, name: str, build) -> Path:
+    """The folder `name`, which `build(folder)` writes once for the whole session: under pytest-xdist the workers
+    share it (the first builds it under a file lock, the others wait for it)."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' common folder
+    folder = root / name
+    with FileLock(f"{folder}.lock"):
+        if not (root / f"{name}.done").is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a try that failed
+            build(folder)
+            (root / f"{name}.done").touch()
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -65,23 +87,24 @@ def tiny_classifier(seed: int = 0, **kwargs):
     return BertForSequenceClassification(config).eval()
 
 
+def save_classifier(folder: Path, tokenizer, **config) -> Path:
+    tiny_classifier(**config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_teacher_dir(tmp_path_factory, tokenizer) -> Path:
     """A 4-layer, hidden-32 BERT classifier (2 labels) with MiniLM's tokenizer, saved as a model folder."""
-    path = tmp_path_factory.mktemp("tiny_teacher")
-    tiny_classifier().save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return shared(tmp_path_factory, "tiny_teacher", lambda folder: save_classifier(folder, tokenizer))
 
 
 @pytest.fixture(scope="session")
 def still_teacher_dir(tmp_path_factory, tokenizer) -> Path:
     """`tiny_teacher_dir`'s model without dropout, for runs compared with runs whose dropout masks differ (two
     processes draw other masks than one)."""
-    path = tmp_path_factory.mktemp("still_teacher")
-    tiny_classifier(attention_dropout=0.0).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return shared(tmp_path_factory, "still_teacher", lambda folder: save_classifier(folder, tokenizer,
+                                                                                    attention_dropout=0.0))
 
 
 def write_sst2(root: Path, dev_rows: int = 40) -> Path:
@@ -100,12 +123,28 @@ def tiny_runs(tmp_path_factory, tiny_teacher_dir) -> dict[str, Path]:
     """Hinton runs of the tiny teacher on a tiny SST-2 folder: seeds 1 and 2 (2 layers), and seed 1 with 1 layer."""
     from kdnlp.pipeline.runner import run_recipe
 
-    root = tmp_path_factory.mktemp("tiny_runs")
-    glue = write_sst2(root / "glue")
-    runs = {"glue": glue, "teacher": tiny_teacher_dir}
-    for name, layers, seed in (("seed1", 2, 1), ("seed2", 2, 2), ("one-layer", 1, 1)):
-        run_recipe("hinton", "sst2", root / name, teacher=str(tiny_teacher_dir), data_dir=str(glue),
-                   overrides=["training.num_train_epochs=1", f"training.seed={seed}", f"student.layers={layers}",
-                              "training.per_device_train_batch_size=8"])
-        runs[name] = root / name
-    return runs
+    def build(root):
+        glue = write_sst2(root / "glue")
+        for name, layers, seed in (("seed1", 2, 1), ("seed2", 2, 2), ("one-layer", 1, 1)):
+            run_recipe("hinton", "sst2", root / name, teacher=str(tiny_teacher_dir), data_dir=str(glue),
+                       overrides=["training.num_train_epochs=1", f"training.seed={seed}", f"student.layers={layers}",
+                                  "training.per_device_train_batch_size=8"])
+
+    root = shared(tmp_path_factory, "tiny_runs", build)
+    return {"glue": root / "glue", "teacher": tiny_teacher_dir,
+            **{name: root / name for name in ("seed1", "seed2", "one-layer")}}
+
+
+@pytest.fixture(scope="session")
+def seeds_run(tmp_path_factory, tiny_teacher_dir) -> dict:
+    """A seeds folder (`distill --seeds 1,2 --control`) of hinton runs of the tiny teacher on a tiny SST-2 folder."""
+    from kdnlp.pipeline.seeds import run_seeds
+
+    def build(root):
+        tiny = ["training.num_train_epochs=1", "training.per_device_train_batch_size=8", "student.layers=2"]
+        run_seeds("hinton", "sst2", root / "out", [1, 2], control=True, teacher=str(tiny_teacher_dir),
+                  data_dir=str(write_sst2(root / "glue")), overrides=tiny)
+
+    root = shared(tmp_path_factory, "seeds", build)
+    return {"out": root / "out", "glue": root / "glue", "teacher": tiny_teacher_dir,
+            "summary": json.loads((root / "out" / "summary.json").read_text())}

@@ -1,14 +1,12 @@
 """TinyBERT augmentation with a tiny masked LM trained here so that its predictions for one slot are known."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import tiny_config
+from test_cli import assert_user_error, kdnlp
 from kdnlp.tools.augment import augment_glue, augment_texts, load_fill_mask, word_candidates
 from kdnlp.tasks.glue.data import get_task, load_split, read_tsv, write_tsv
 from kdnlp.core.errors import KdnlpError
@@ -215,26 +213,12 @@ def test_augment_glue_writes_originals_then_their_augmentations(mlm_dir, mlm, gl
     assert not (tmp_path / "aug.partial").exists()
 
 
-def kdnlp(*args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GLUE_DIR": "", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "kdnlp", "augment", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=300)
-
-
-def one_error(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("kdnlp: error:")]
-    assert len(errors) == 1, result.stderr
-    return errors[0]
-
-
 def test_cli_writes_the_folder_then_refuses_to_overwrite_it(mlm_dir, glue, tmp_path):
     out = tmp_path / "cli"
     args = ["--task", "sst2", "--model", mlm_dir, "--data-dir", glue, "--output-dir", out, "--n", "2", "--m", "3"]
-    done = kdnlp(*args)
+    done = kdnlp("augment", *args)
     assert done.returncode == 0, done.stderr
     written = len(load_split(get_task("sst2"), "train", str(out)))
     assert done.stdout.strip() == f"sst2 train: 5 examples in, {written} written to {out / 'SST-2' / 'train.tsv'}"
-    error = one_error(kdnlp(*args))
-    assert "exists and is not empty" in error and "--overwrite" in error
-    assert "bad p 1.5" in one_error(kdnlp(*args, "--p", "1.5", "--overwrite"))
+    assert_user_error(kdnlp("augment", *args), "exists and is not empty", "--overwrite")
+    assert_user_error(kdnlp("augment", *args, "--p", "1.5", "--overwrite"), "bad p 1.5")

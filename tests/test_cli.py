@@ -1,21 +1,46 @@
 """The CLI as a user runs it: bad input gives one line on stderr, exit code 2, no traceback, nothing overwritten."""
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 
 from conftest import tiny_classifier
+from kdnlp.cli.main import main
 
 
-def kdnlp(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_main(*args) -> int:
+    """Runs `kdnlp ARGS` as the console script does, in this process; returns its exit code."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(sys, "argv", ["kdnlp", *map(str, args)])
+        try:
+            main()
+        except SystemExit as e:
+            return e.code or 0
+    return 0
+
+
+def kdnlp(*args) -> subprocess.CompletedProcess:
+    """`kdnlp ARGS` offline and without $GLUE_DIR, in this process (a new one would spend seconds importing torch):
+    its exit code, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as m, redirect_stdout(out), redirect_stderr(err):
+        m.setenv("HF_HUB_OFFLINE", "1")
+        m.setenv("GLUE_DIR", "")
+        code = run_main(*args)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def kdnlp_process(*args) -> subprocess.CompletedProcess:
+    """Runs `python -m kdnlp ARGS` in a new process, as a user does."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GLUE_DIR": ""}
-    return subprocess.run([sys.executable, "-m", "kdnlp", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
+    return subprocess.run([sys.executable, "-m", "kdnlp", *map(str, args)], capture_output=True, text=True, env=env,
+                          timeout=300)
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -28,7 +53,7 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> N
 
 
 def test_help_lists_every_command():
-    out = kdnlp("--help").stdout
+    out = kdnlp_process("--help").stdout
     for command in ("finetune", "init-student", "distill", "eval", "recipes", "augment", "new-model", "generate", "glue",
                     "report", "push", "train-mlm", "check"):
         assert command in out
@@ -76,7 +101,7 @@ def test_unknown_task(folders):
 
 
 def test_unknown_recipe_and_recipe_key(folders):
-    assert_user_error(kdnlp("distill", "--recipe", "tinybrt", "--teacher", folders["teacher"], "--task", "sst2",
+    assert_user_error(kdnlp_process("distill", "--recipe", "tinybrt", "--teacher", folders["teacher"], "--task", "sst2",
                             "--output-dir", folders["root"] / "run"), "unknown recipe 'tinybrt'", "hinton")
     assert_user_error(distill(folders, "--set", "training.lerning_rate=1"), "training.lerning_rate")
     assert_user_error(distill(folders, "--set", "losses.hinton.temp=1"), "temp", "valid keys: temperature")

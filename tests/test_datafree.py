@@ -306,19 +306,16 @@ def test_a_student_with_another_vocabulary_is_refused(tmp_path):
 def test_two_processes_in_bf16_train_one_generator(tiny_teacher_dir, tmp_path):
     """DDP (gloo) and mixed precision: both processes run the generator (broadcast at the start, gradients averaged,
     the previous-epoch values averaged), and the run finishes with the checkpointed generator state."""
-    import subprocess
-
-    from test_scale import kdnlp_cmd
+    from test_cli import kdnlp
 
     glue = glue_folder(tmp_path / "glue", None)
     out = tmp_path / "ddp"
-    r = subprocess.run(kdnlp_cmd("distill", "--recipe", "data-free", "--teacher", tiny_teacher_dir, "--task", "sst2",
-                                 "--data-dir", glue, "-o", out, "--bf16", "--num-processes", "2",
-                                 "--set", "training.max_steps=2", "--set", "training.per_device_train_batch_size=4",
-                                 "--set", "training.save_steps=2", "--set", "training.eval_steps=2",
-                                 "--set", "stages.distill.generator.seq_length=10",
-                                 "--set", "stages.distill.generator.epoch_steps=1"),
-                       capture_output=True, text=True, timeout=600)
+    r = kdnlp("distill", "--recipe", "data-free", "--teacher", tiny_teacher_dir, "--task", "sst2",
+              "--data-dir", glue, "-o", out, "--bf16", "--num-processes", "2",
+              "--set", "training.max_steps=2", "--set", "training.per_device_train_batch_size=4",
+              "--set", "training.save_steps=2", "--set", "training.eval_steps=2",
+              "--set", "stages.distill.generator.seq_length=10",
+              "--set", "stages.distill.generator.epoch_steps=1")
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((out / "metrics.json").read_text())["finished"]
     state = torch.load(out / "stages" / "distill" / "checkpoint-2" / GENERATOR_STATE)

@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import write_sst2
 from test_augment import one_thread  # noqa: F401 (a fixture: tiny models on one thread)
 from test_publish import cli as run_cli
 from test_scratch import PAIRS, SIZES
 
-TINY = ["training.num_train_epochs=1", "training.per_device_train_batch_size=8", "student.layers=2"]
 MT = ["--source", "en", "--target", "de"]
 
 
@@ -22,7 +20,7 @@ MT = ["--source", "en", "--target", "de"]
 def cli(monkeypatch, capfd):
     """Runs `kdnlp ARGS` in this process as the console script does; returns (exit code, output)."""
     monkeypatch.setenv("GLUE_DIR", "")
-    return lambda *args: run_cli(monkeypatch, capfd, *args)
+    return lambda *args: run_cli(capfd, *args)
 
 
 def assert_one_line_error(result: tuple[int, str], *fragments: str) -> None:
@@ -42,16 +40,12 @@ def tree(path: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, tiny_teacher_dir):
-    """A tiny GLUE folder, a seeds folder (one seed and its control), parallel pairs with 32 dev pairs, and a
-    Marian folder with 64 positions (kdnlp new-model's kind, no weights)."""
+def world(tmp_path_factory, seeds_run):
+    """The session's tiny GLUE folder and seeds folder (seeds and their controls), parallel pairs with 32 dev pairs,
+    and a Marian folder with 64 positions (kdnlp new-model's kind, no weights)."""
     from kdnlp import new_model_folder
-    from kdnlp.pipeline.seeds import run_seeds
 
     root = tmp_path_factory.mktemp("hostile")
-    glue = write_sst2(root / "glue")
-    run_seeds("hinton", "sst2", root / "seeds", [1], control=True, teacher=str(tiny_teacher_dir), data_dir=str(glue),
-              overrides=TINY)
     pairs = root / "pairs"
     pairs.mkdir()
     for split, n in (("train", 4), ("val", 4)):
@@ -59,8 +53,8 @@ def world(tmp_path_factory, tiny_teacher_dir):
             (pairs / f"{split}.{side}").write_text("\n".join(p[i] for p in PAIRS * n) + "\n", encoding="utf-8")
     new_model_folder(root / "init64", [t for p in PAIRS for t in p] * 3, "marian", **SIZES)
     assert SIZES["max_position_embeddings"] == 64
-    return {"root": root, "glue": glue, "seeds": root / "seeds", "teacher": tiny_teacher_dir, "pairs": pairs,
-            "init64": root / "init64"}
+    return {"root": root, "glue": seeds_run["glue"], "seeds": seeds_run["out"], "teacher": seeds_run["teacher"],
+            "pairs": pairs, "init64": root / "init64"}
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +166,7 @@ def test_a_damaged_json_file_is_named(world, cli, tmp_path, command, damaged, ki
     import shutil
 
     seeds = tmp_path / "seeds"
-    shutil.copytree(world["seeds"], seeds)
+    shutil.copytree(world["seeds"], seeds, ignore=shutil.ignore_patterns("checkpoint-*"))  # what the commands read
     damage_file(seeds / damaged, kind)
     before = tree(seeds)
     out = tmp_path / "out"

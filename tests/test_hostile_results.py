@@ -5,30 +5,25 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest import tiny_classifier, write_sst2
+from conftest import write_sst2
 from test_cli import assert_user_error, kdnlp
 
 TINY = ["training.num_train_epochs=1", "training.per_device_train_batch_size=8", "student.layers=1"]
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, tokenizer) -> dict[str, Path]:
-    """A tiny SST-2 teacher and GLUE folder, a seq2seq model, blank parallel data, a multi-task run of one task and a
-    seeds folder of one seed."""
+def world(tmp_path_factory, seeds_run) -> dict[str, Path]:
+    """The session's tiny SST-2 teacher, GLUE folder and seeds folder, a seq2seq model, blank parallel data and a
+    multi-task run of one task."""
     from kdnlp.pipeline.runner import run_recipe
     from kdnlp.modeling.scratch import new_model_folder
-    from kdnlp.pipeline.seeds import run_seeds
 
     root = tmp_path_factory.mktemp("hostile")
-    teacher = root / "teacher"
-    tiny_classifier().save_pretrained(teacher)
-    tokenizer.save_pretrained(teacher)
-    glue = write_sst2(root / "glue")
+    teacher, glue = seeds_run["teacher"], seeds_run["glue"]
     bad_test = write_sst2(root / "bad-test")
     (bad_test / "SST-2" / "test.tsv").write_text("index\tsentence\n0\ta good film\n1\ta bad film\n")
     pairs = root / "pairs"
@@ -45,10 +40,8 @@ def world(tmp_path_factory, tokenizer) -> dict[str, Path]:
         (blank / f"{split}.de").write_text("das\nist\ngut\n")
     multitask = root / "mt"
     run_recipe("mtdnn", "tasks:sst2", multitask, teacher=f"sst2={teacher}", data_dir=str(glue), overrides=TINY)
-    seeds = root / "seeds"
-    run_seeds("hinton", "sst2", seeds, [1], teacher=str(teacher), data_dir=str(glue), overrides=TINY)
     return {"root": root, "teacher": teacher, "glue": glue, "bad_test": bad_test, "pairs": pairs, "marian": seq2seq,
-            "blank": blank, "mt": multitask, "seeds": seeds}
+            "blank": blank, "mt": multitask, "seeds": seeds_run["out"]}
 
 
 def out_folder(world, name: str) -> Path:
@@ -187,7 +180,7 @@ NO_OUTPUT = {
         ["is a multi-task run, scored one task at a time", "tasks/TASK/model --task TASK"], ["bad teachers"]),
     "init-student from a seeds folder": (
         lambda w: ["init-student", "--teacher", w["seeds"], "-o", w["root"] / "ft"],
-        ["is a folder without a model", "holds the runs seed-1", "{seeds}/seed-1"], []),
+        ["is a folder without a model", "holds the runs control-1, control-2, seed-1, seed-2", "{seeds}/control-1"], []),
     "distill --from a seeds folder": (
         lambda w: ["distill", "--from", w["seeds"], "-o", w["root"] / "again"],
         ["is a seeds folder", "{seeds}/seed-1"], ["--teacher"]),

@@ -12,7 +12,7 @@ import kdnlp
 import kdnlp.core.errors
 
 pytestmark = pytest.mark.integration
-SMALL = {"max_train_samples": 64, "max_eval_samples": 64}
+SMALL = {"max_train_samples": 32, "max_eval_samples": 32}
 FAST = ["training.num_train_epochs=1", "max_length=64", "training.save_strategy=no",
         "training.per_device_train_batch_size=16"]
 
@@ -21,7 +21,7 @@ FAST = ["training.num_train_epochs=1", "max_length=64", "training.save_strategy=
 def rte_teacher(tmp_path_factory, glue_dir, minilm_path):
     out = tmp_path_factory.mktemp("rte") / "teacher"
     metrics = kdnlp.finetune("minilm-l6", "rte", out, data_dir=str(glue_dir), overrides=FAST, **SMALL)
-    assert metrics["task"] == "rte" and metrics["examples"] == 64 and 0 <= metrics["metrics"]["accuracy"] <= 1
+    assert metrics["task"] == "rte" and metrics["examples"] == 32 and 0 <= metrics["metrics"]["accuracy"] <= 1
     return out
 
 
@@ -32,7 +32,7 @@ def test_finetune_writes_a_plain_model_folder(rte_teacher):
     assert model.config.num_hidden_layers == 6 and model.config.num_labels == 2
     assert model.config.id2label == {0: "entailment", 1: "not_entailment"}
     run = json.loads((rte_teacher / "run.json").read_text())
-    assert run["train_examples"] == {"task": 64} and run["recipe"] == "finetune"
+    assert run["train_examples"] == {"task": 32} and run["recipe"] == "finetune"
 
 
 @pytest.mark.parametrize("recipe, layers", [("distilbert", [1, 4, 6]), ("pkd-skip", [1, 2, 3])])
@@ -122,7 +122,7 @@ def test_tinybert_narrow_runs_its_three_stages_and_exports_a_plain_student(rte_t
     metrics = kdnlp.run_recipe("tinybert-narrow", "rte", out, teacher=str(rte_teacher), data_dir=str(glue_dir),
                                overrides=overrides, text=[str(text)], **SMALL)
     assert list(metrics["stages"]) == ["general", "intermediate", "prediction"]
-    assert json.loads((out / "run.json").read_text())["train_examples"] == {"task": 64, "text": 64}
+    assert json.loads((out / "run.json").read_text())["train_examples"] == {"task": 32, "text": 32}
     student = AutoModelForSequenceClassification.from_pretrained(out / "model")
     c = student.config
     assert (c.num_hidden_layers, c.hidden_size, c.num_attention_heads) == (4, 192, 12)

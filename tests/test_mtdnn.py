@@ -10,19 +10,7 @@ import torch
 
 from conftest import tiny_classifier, write_sst2
 from kdnlp.core.errors import KdnlpError
-
-
-def write_pairs(root: Path, folder: str, label: str, rows: list[tuple[str, str, str]], train_rows: int = 24) -> None:
-    path = root / folder
-    path.mkdir(parents=True)
-    head = f"sentence1\tsentence2\t{label}\n" if folder != "MRPC" else f"{label}\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
-
-    def line(a, b, y):
-        return f"{a}\t{b}\t{y}" if folder != "MRPC" else f"{y}\t1\t2\t{a}\t{b}"
-
-    body = [line(*rows[i % len(rows)]) for i in range(train_rows)]
-    (path / "train.tsv").write_text(head + "\n".join(body) + "\n")
-    (path / "dev.tsv").write_text(head + "\n".join(line(*r) for r in rows) + "\n")
+from kinds import STSB_ROWS, write_pairs
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +18,7 @@ def data(tmp_path_factory) -> Path:
     root = write_sst2(tmp_path_factory.mktemp("mt") / "glue", dev_rows=12)
     write_pairs(root, "MRPC", "Quality", [("a cat sat", "a cat sat down", "1"), ("a dog ran", "the sky is blue", "0"),
                                           ("he came", "he arrived", "1"), ("red car", "green tree", "0")])
-    write_pairs(root, "STS-B", "score", [("a man sings", "a man is singing", "4.5"), ("a cat", "a plane", "0.5"),
-                                         ("two dogs", "dogs play", "3.0"), ("the sun", "it rains", "1.0"),
-                                         ("kids run", "children run", "4.0")])
+    write_pairs(root, "STS-B", "score", STSB_ROWS)
     return root
 
 
@@ -325,34 +311,6 @@ def test_push_publishes_one_task_with_its_ensemble(run, teachers):
         hub.push_run(run, "me/mt", dry_run=True, task="rte")
 
 
-def test_an_interrupted_multitask_run_resumes(tmp_path, data, teachers, monkeypatch):
-    from transformers import TrainerCallback
-
-    from kdnlp.training import trainer
-    from kdnlp.pipeline.runner import run_recipe
-
-    class Stop(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            raise KeyboardInterrupt
-
-    original = trainer.DistillationTrainer.__init__
-
-    def stopping(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        self.add_callback(Stop())
-
-    common = dict(teacher=spec({"sst2": teachers["sst2"], "stsb": teachers["stsb"]}), data_dir=str(data))
-    sets = ["training.per_device_train_batch_size=8", "student.layers=1", "training.save_strategy=steps",
-            "training.save_steps=2", "training.eval_strategy=no"]
-    with monkeypatch.context() as m:
-        m.setattr(trainer.DistillationTrainer, "__init__", stopping)
-        with pytest.raises(KeyboardInterrupt):
-            run_recipe("mtdnn", "tasks:sst2,stsb", tmp_path / "r", overrides=sets, **common)
-    assert (tmp_path / "r.partial" / "stages" / "distill" / "checkpoint-2").is_dir()
-    result = run_recipe("mtdnn", "tasks:sst2,stsb", tmp_path / "r", overrides=sets, resume=True, **common)
-    assert result["finished"] and (tmp_path / "r" / "tasks" / "stsb" / "model" / "config.json").is_file()
-
-
 def bad_teacher(root: Path, tokenizer, **config) -> str:
     tiny_classifier(**config).save_pretrained(root)
     tokenizer.save_pretrained(root)
@@ -440,19 +398,16 @@ def test_bf16_run_reads_the_ensemble_from_the_cache(tmp_path, data, teachers):
 def test_two_processes_in_bf16_shard_the_task_batches(tmp_path, data, teachers):
     """DDP (gloo) and mixed precision: each process takes its part of every one-task batch (a head absent from the
     batch gets no gradient), every head trains, and each task exports."""
-    import subprocess
-
     from safetensors.torch import load_file
 
-    from test_scale import kdnlp_cmd
+    from test_cli import kdnlp
 
     out = tmp_path / "ddp"
-    r = subprocess.run(kdnlp_cmd("distill", "--recipe", "mtdnn", "--tasks", "sst2,mrpc", "--teachers",
-                                 f"sst2={','.join(teachers['sst2'])}", "--teachers", f"mrpc={teachers['mrpc'][0]}",
-                                 "--data-dir", data, "-o", out, "--bf16", "--num-processes", "2",
-                                 "--set", "training.num_train_epochs=1", "--set", "training.per_device_train_batch_size=8",
-                                 "--set", "student.layers=1", "--set", "training.logging_steps=1"),
-                       capture_output=True, text=True, timeout=600)
+    r = kdnlp("distill", "--recipe", "mtdnn", "--tasks", "sst2,mrpc", "--teachers",
+              f"sst2={','.join(teachers['sst2'])}", "--teachers", f"mrpc={teachers['mrpc'][0]}",
+              "--data-dir", data, "-o", out, "--bf16", "--num-processes", "2",
+              "--set", "training.num_train_epochs=1", "--set", "training.per_device_train_batch_size=8",
+              "--set", "student.layers=1", "--set", "training.logging_steps=1")
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["finished"] and np.isfinite(metrics["metrics"]["average"])
@@ -465,35 +420,3 @@ def test_two_processes_in_bf16_shard_the_task_batches(tmp_path, data, teachers):
         assert head.shape == start.shape and not torch.equal(head, start)
 
 
-def test_two_processes_train_as_one_with_their_global_batch(tmp_path, data, teachers):
-    """2 gloo processes x 4 rows against 1 process x 8, on 21 rows of each task (8 + 8 + 5: the last batch's 5
-    rows cut 3 + 2, so each process's loss counts by its share of the rows), two epochs: the same one-task batches
-    in the same order, so the students agree up to float summation order. The teachers are copied with dropout
-    off, so that no random masks differ."""
-    import shutil
-    import subprocess
-
-    from test_scale import kdnlp_cmd, weights
-
-    args = []
-    for task, paths in teachers.items():
-        copies = [shutil.copytree(p, tmp_path / "teachers" / Path(p).name) for p in paths]
-        for folder in copies:
-            config = json.loads((folder / "config.json").read_text())
-            config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-            (folder / "config.json").write_text(json.dumps(config))
-        args += ["--teachers", f"{task}={','.join(map(str, copies))}"]
-    steps = {}
-    for n, batch in ((1, 8), (2, 4)):
-        out = tmp_path / f"p{n}"
-        r = subprocess.run(kdnlp_cmd("distill", "--recipe", "mtdnn", "--tasks", "sst2,mrpc,stsb", *args,
-                                     "--data-dir", data, "-o", out, "--max-train-samples", "21",
-                                     "--num-processes", n, "--set", "training.num_train_epochs=2",
-                                     "--set", f"training.per_device_train_batch_size={batch}",
-                                     "--set", "training.learning_rate=1e-3", "--set", "student.layers=1"),
-                           capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, r.stderr[-3000:]
-        state = next((out / "stages" / "distill").glob("checkpoint-*/trainer_state.json"))
-        steps[n] = json.loads(state.read_text())["global_step"]
-    assert steps[2] == steps[1] == 2 * 3 * 3
-    torch.testing.assert_close(weights(tmp_path / "p2"), weights(tmp_path / "p1"), rtol=1e-4, atol=1e-5)

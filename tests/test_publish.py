@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import ROOT
+from test_cli import run_main
 from kdnlp.tools import hub
 from kdnlp.core.errors import KdnlpError
 
@@ -60,16 +60,10 @@ def folder_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cli(monkeypatch, capfd, *args) -> tuple[int, str]:
-    """Runs `kdnlp ARGS` in this process (so the Hub seam can be replaced); returns the exit code and all output."""
-    from kdnlp.cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["kdnlp", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
+def cli(capfd, *args) -> tuple[int, str]:
+    """Runs `kdnlp ARGS` in this process (so the Hub seam can be replaced); returns the exit code and all output,
+    as the file descriptors saw it."""
+    code = run_main(*args)
     out = capfd.readouterr()
     return code, out.out + out.err
 
@@ -193,11 +187,11 @@ def test_an_existing_public_repo_needs_public(run, monkeypatch, capfd):
     refused before anything goes up, --public uploads into it, and a private repository is said to stay private."""
     fakes = []
     monkeypatch.setattr(hub, "hub_api", lambda token: fakes.append(RecordingHub(token, existing="public")) or fakes[-1])
-    code, log = cli(monkeypatch, capfd, "push", run, "--repo-id", "me/open")
+    code, log = cli(capfd, "push", run, "--repo-id", "me/open")
     errors = [line for line in log.splitlines() if line.startswith("kdnlp: error:")]
     assert code == 2 and len(errors) == 1 and "me/open already exists and is public: pass --public" in errors[0], log
     assert [c[0] for c in fakes[0].calls] == ["create_repo"] and "Traceback" not in log and "pushing" not in log
-    code, log = cli(monkeypatch, capfd, "push", run, "--repo-id", "me/open", "--public")
+    code, log = cli(capfd, "push", run, "--repo-id", "me/open", "--public")
     assert code == 0 and [c[0] for c in fakes[1].calls] == ["create_repo", "upload_folder"], log
     assert "pushed 5 files to https://huggingface.co/me/open (public)" in log
     result = hub.push_run(run, "me/closed", private=False, api_factory=lambda token: RecordingHub(token, existing="private"))
@@ -227,7 +221,7 @@ def test_token_never_written_or_printed(tiny_runs, tmp_path, monkeypatch, capfd)
     fakes = []
     monkeypatch.setattr(hub, "hub_api", lambda token: fakes.append(RecordingHub(token)) or fakes[-1])
     out_dir = tmp_path / "run"
-    code, log = cli(monkeypatch, capfd, "distill", "--recipe", "hinton", "--teacher", tiny_runs["teacher"], "--task",
+    code, log = cli(capfd, "distill", "--recipe", "hinton", "--teacher", tiny_runs["teacher"], "--task",
                     "sst2", "--data-dir", tiny_runs["glue"], "-o", out_dir, "--report-to", "tensorboard",
                     "--set", "training.num_train_epochs=1", "--set", "training.logging_steps=1",
                     "--push-to-hub", "me/distilled")
@@ -242,11 +236,11 @@ def test_token_never_written_or_printed(tiny_runs, tmp_path, monkeypatch, capfd)
         tags |= set(EventAccumulator(str(e)).Reload().Tags()["scalars"])
     assert {"train/loss/hinton", "train/loss/ce", "train/loss", "eval/accuracy"} <= tags
 
-    code, pushed = cli(monkeypatch, capfd, "push", out_dir, "--repo-id", "me/tiny")
+    code, pushed = cli(capfd, "push", out_dir, "--repo-id", "me/tiny")
     assert code == 0 and fakes[0].token == FAKE_TOKEN and "pushed 5 files" in pushed
     before = folder_hash(out_dir)
     monkeypatch.setattr(hub, "hub_api", lambda token: RecordingHub(token, fail=True))
-    code, failed = cli(monkeypatch, capfd, "push", out_dir, "--repo-id", "me/tiny")
+    code, failed = cli(capfd, "push", out_dir, "--repo-id", "me/tiny")
     errors = [line for line in failed.splitlines() if line.startswith("kdnlp: error:")]
     assert code == 2 and len(errors) == 1 and "could not push to me/tiny (ConnectionError" in errors[0]
     assert "Traceback" not in failed and folder_hash(out_dir) == before
@@ -257,26 +251,25 @@ def test_token_never_written_or_printed(tiny_runs, tmp_path, monkeypatch, capfd)
             assert FAKE_TOKEN.encode() not in path.read_bytes(), path
 
 
-def test_the_real_client_offline_is_one_error_line(run):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_TOKEN": FAKE_TOKEN}
+def test_the_real_client_offline_is_one_error_line(run, monkeypatch, capfd):
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     before = folder_hash(run)
-    result = subprocess.run([sys.executable, "-m", "kdnlp", "push", str(run), "--repo-id", "me/tiny", "--public"],
-                            capture_output=True, text=True, env=env, timeout=300)
-    errors = [line for line in result.stderr.splitlines() if line.startswith("kdnlp: error:")]
-    assert result.returncode == 2 and len(errors) == 1 and "could not push to me/tiny" in errors[0], result.stderr
-    assert FAKE_TOKEN not in result.stdout + result.stderr and folder_hash(run) == before
+    code, log = cli(capfd, "push", run, "--repo-id", "me/tiny", "--public")
+    errors = [line for line in log.splitlines() if line.startswith("kdnlp: error:")]
+    assert code == 2 and len(errors) == 1 and "could not push to me/tiny" in errors[0], log
+    assert FAKE_TOKEN not in log and folder_hash(run) == before
 
 
 def test_distill_from_a_run_folder_reruns_it(tiny_runs, tmp_path, monkeypatch, capfd):
-    code, log = cli(monkeypatch, capfd, "distill", "--from", tiny_runs["seed2"], "-o", tmp_path / "again")
+    code, log = cli(capfd, "distill", "--from", tiny_runs["seed2"], "-o", tmp_path / "again")
     assert code == 0, log
     read = lambda run, name: json.loads((run / name).read_text())  # noqa: E731
     assert read(tmp_path / "again", "settings.json") == read(tiny_runs["seed2"], "settings.json")
     again, first = (read(r, "metrics.json")["metrics"] for r in (tmp_path / "again", tiny_runs["seed2"]))
     assert (again["loss"], again["accuracy"]) == (first["loss"], first["accuracy"])  # same seed, same numbers
-    code, log = cli(monkeypatch, capfd, "distill", "--from", tmp_path, "-o", tmp_path / "x")
+    code, log = cli(capfd, "distill", "--from", tmp_path, "-o", tmp_path / "x")
     assert code == 2 and "has no settings.json" in log
-    code, log = cli(monkeypatch, capfd, "distill", "--from", tiny_runs["seed2"], "--recipe", "hinton", "-o", tmp_path / "x")
+    code, log = cli(capfd, "distill", "--from", tiny_runs["seed2"], "--recipe", "hinton", "-o", tmp_path / "x")
     assert code == 2 and "change it with --set" in log
 
 

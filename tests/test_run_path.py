@@ -4,7 +4,6 @@ and interruptions."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import datasets
 import pytest
@@ -15,7 +14,8 @@ from conftest import tiny_classifier
 from kdnlp.losses import LOSSES, CompositeLoss, LossContext
 from kdnlp.modeling.students import narrow_student
 from kdnlp.training.trainer import DistillationTrainer
-from test_scale import distill_args, kdnlp_cmd, weights
+from test_cli import kdnlp
+from test_scale import distill_args, weights
 from test_trainer import dataset, make_trainer
 
 
@@ -117,10 +117,9 @@ stages:
 """
 
 
-def run_cli(*args) -> subprocess.CompletedProcess:
-    r = subprocess.run(kdnlp_cmd(*args), capture_output=True, text=True, timeout=600)
+def run_cli(*args) -> None:
+    r = kdnlp(*args)
     assert r.returncode == 0, r.stderr[-3000:]
-    return r
 
 
 def test_later_stage_projections_are_seeded_and_shared_across_processes(still_teacher_dir, glue_dir, tmp_path):

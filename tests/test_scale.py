@@ -1,4 +1,4 @@
-"""Scale and faults: the teacher-output cache, mixed precision, multi-process runs, resume after SIGKILL."""
+"""Scale and faults: the teacher-output cache, mixed precision, resume after SIGKILL (two processes: test_contract)."""
 from __future__ import annotations
 
 import json
@@ -17,6 +17,7 @@ from conftest import tiny_classifier
 from kdnlp.core import hashing
 from kdnlp.training import cache
 from kdnlp.pipeline.runner import last_checkpoint
+from test_cli import kdnlp
 from test_trainer import dataset, make_trainer
 
 
@@ -120,45 +121,17 @@ def weights(run: Path) -> torch.Tensor:
 NARROW = ["--set", "student.hidden_size=16", "--set", "student.init=truncate", "--set", "student.intermediate_size=32"]
 
 
-def test_two_processes_match_one_with_the_same_global_batch(still_teacher_dir, glue_dir, tmp_path):
-    """DDP over gloo, two-stage tinybert with a narrow student (so projections train too): 2 processes x 4
-    examples give the steps of 1 process x 8 (same seeded order, per-example loss means, projection gradients
-    averaged over processes), so the students agree up to float summation order; evaluation sees every dev
-    example once. SGD, whose step is linear in the gradients, keeps that rounding at float32 level on any CPU (Adam
-    divides each gradient by its own size: a last-bit change in a near-zero one moves its weight by up to the
-    learning rate). (Eval batches divide the 40 dev examples evenly: with an uneven last batch the Trainer's DDP
-    eval *loss* is approximate; the predictions, and so the metrics, are exact either way.)"""
-    runs = {}
-    for n, batch in ((1, 8), (2, 4)):
-        out = tmp_path / f"p{n}"
-        r = subprocess.run(kdnlp_cmd(*distill_args(
-            still_teacher_dir, glue_dir, out, "--recipe", "tinybert", "--max-train-samples", "64", *NARROW,
-            "--set", "training.num_train_epochs=1", "--set", f"training.per_device_train_batch_size={batch}",
-            "--set", f"training.per_device_eval_batch_size={batch + batch // 4}", "--set", "training.optim=sgd",
-            "--set", "training.learning_rate=0.1",
-            "--num-processes", str(n))), capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, r.stderr[-3000:]
-        runs[n] = json.loads((out / "metrics.json").read_text())
-    assert not (tmp_path / "p2.partial").exists()
-    torch.testing.assert_close(weights(tmp_path / "p2"), weights(tmp_path / "p1"), rtol=1e-4, atol=1e-5)
-    assert not torch.equal(weights(tmp_path / "p1"), weights(tmp_path / "p1" / "stages" / "intermediate"))
-    assert runs[2]["examples"] == runs[1]["examples"] == 40
-    for stage in ("intermediate", "prediction"):
-        one, two = runs[1]["stages"][stage], runs[2]["stages"][stage]
-        assert two["eval"]["eval_loss"] == pytest.approx(one["eval"]["eval_loss"], rel=1e-4, abs=1e-6)
-        assert two["train"]["train_loss"] == pytest.approx(one["train"]["train_loss"], rel=1e-4, abs=1e-6)
-    assert runs[2]["metrics"]["accuracy"] == runs[1]["metrics"]["accuracy"]
-
-
 def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_student(tiny_teacher_dir, glue_dir, tmp_path):
     """tinybert (two stages) with a narrow student, so projections are trained and checkpointed: the run is
-    killed mid-epoch in stage 1, resumed with --resume, and must end with the same student as a run never
-    interrupted (model, optimizer, scheduler, RNG, sampler position, projections and stage all restored)."""
-    extra = ["--recipe", "tinybert", "--max-train-samples", "320", *NARROW, "--set", "training.num_train_epochs=1", "--set", "training.save_strategy=steps",
-             "--set", "training.save_steps=5", "--set", "training.per_device_train_batch_size=8"]
+    killed mid-epoch in stage 1 (12 steps an epoch, a checkpoint every 5), resumed with --resume, and must end with
+    the same student as a run never interrupted (model, optimizer, scheduler, RNG, sampler position, projections
+    and stage all restored)."""
+    extra = ["--recipe", "tinybert", "--max-train-samples", "96", *NARROW, "--set", "training.save_strategy=steps",
+             "--set", "training.save_steps=5", "--set", "training.per_device_train_batch_size=8",
+             "--set", "stages.intermediate.training.num_train_epochs=3",
+             "--set", "stages.prediction.training.num_train_epochs=1"]
     straight = tmp_path / "straight"
-    r = subprocess.run(kdnlp_cmd(*distill_args(tiny_teacher_dir, glue_dir, straight, *extra)),
-                       capture_output=True, text=True, timeout=600)
+    r = kdnlp(*distill_args(tiny_teacher_dir, glue_dir, straight, *extra))
     assert r.returncode == 0, r.stderr[-3000:]
 
     out = tmp_path / "killed"
@@ -173,12 +146,10 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_student(tiny_teac
     proc.wait()
     assert not (stage1 / "done.json").exists() and not out.exists()  # killed mid-stage, nothing finished
 
-    again = subprocess.run(kdnlp_cmd(*distill_args(tiny_teacher_dir, glue_dir, out, *extra)),
-                           capture_output=True, text=True, timeout=600)  # without --resume: refused, nothing lost
+    again = kdnlp(*distill_args(tiny_teacher_dir, glue_dir, out, *extra))  # without --resume: refused, nothing lost
     assert again.returncode == 2 and "pass --resume" in again.stderr.strip().splitlines()[-1]
     assert last_checkpoint(stage1)  # kept (a later one than checkpoint-10 if the kill came after its save)
-    resumed = subprocess.run(kdnlp_cmd(*distill_args(tiny_teacher_dir, glue_dir, out, *extra, "--resume")),
-                             capture_output=True, text=True, timeout=600)
+    resumed = kdnlp(*distill_args(tiny_teacher_dir, glue_dir, out, *extra, "--resume"))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stderr and "checkpoint-" in resumed.stderr
     torch.testing.assert_close(weights(out), weights(straight), rtol=0, atol=1e-6)
@@ -188,6 +159,5 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_student(tiny_teac
 
 
 def test_resume_without_an_interrupted_run_is_a_clear_error(tiny_teacher_dir, glue_dir, tmp_path):
-    r = subprocess.run(kdnlp_cmd(*distill_args(tiny_teacher_dir, glue_dir, tmp_path / "none", "--recipe", "hinton",
-                                                "--resume")), capture_output=True, text=True, timeout=300)
+    r = kdnlp(*distill_args(tiny_teacher_dir, glue_dir, tmp_path / "none", "--recipe", "hinton", "--resume"))
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("kdnlp: error: nothing to resume")

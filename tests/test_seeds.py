@@ -19,18 +19,8 @@ from kdnlp.pipeline.seeds import control_recipe, parse_seeds, run_seeds
 TINY = ["training.num_train_epochs=1", "training.per_device_train_batch_size=8", "student.layers=2"]
 
 
-@pytest.fixture(scope="module")
-def seeded(tiny_teacher_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("seeds")
-    glue = write_sst2(root / "glue")
-    out = root / "out"
-    summary = run_seeds("hinton", "sst2", out, [1, 2], control=True, teacher=str(tiny_teacher_dir),
-                        data_dir=str(glue), overrides=TINY)
-    return {"out": out, "glue": glue, "summary": summary, "teacher": tiny_teacher_dir}
-
-
-def test_each_seed_and_its_control_is_a_run_folder(seeded):
-    out = seeded["out"]
+def test_each_seed_and_its_control_is_a_run_folder(seeds_run):
+    out = seeds_run["out"]
     assert sorted(p.name for p in out.iterdir()) == ["control-1", "control-2", "seed-1", "seed-2", "settings.json",
                                                      "summary.json", "summary.md"]
     for name, recipe, seed in (("seed-1", "hinton", 1), ("control-2", "hinton-control", 2)):
@@ -42,8 +32,8 @@ def test_each_seed_and_its_control_is_a_run_folder(seeded):
     assert control["student"]["layers"] == 2 and control["training"]["num_train_epochs"] == 1
 
 
-def test_summary_matches_each_seeds_metrics(seeded):
-    out, s = seeded["out"], seeded["summary"]["score"]
+def test_summary_matches_each_seeds_metrics(seeds_run):
+    out, s = seeds_run["out"], seeds_run["summary"]["score"]
     acc = {n: json.loads((out / n / "metrics.json").read_text())["metrics"]["accuracy"]
            for n in ("seed-1", "seed-2", "control-1", "control-2")}
     runs, controls = [acc["seed-1"], acc["seed-2"]], [acc["control-1"], acc["control-2"]]
@@ -57,11 +47,12 @@ def test_summary_matches_each_seeds_metrics(seeded):
     assert "hinton-control" in (out / "summary.md").read_text()
 
 
-def test_eval_of_a_seeds_folder_pairs_the_scores_it_measures(seeded):
-    result = evaluate_models([str(seeded["out"])], "sst2", data_dir=str(seeded["glue"]), max_samples=16)
+def test_eval_of_a_seeds_folder_pairs_the_scores_it_measures(seeds_run):
+    result = evaluate_models([str(seeds_run["out"])], "sst2", data_dir=str(seeds_run["glue"]), max_samples=16)
     score = {r["model"]: r["score"] for r in result["models"]}
     assert len(score) == 4
-    pairs = [(score[str(seeded["out"] / f"seed-{n}")], score[str(seeded["out"] / f"control-{n}")]) for n in (1, 2)]
+    out = seeds_run["out"]
+    pairs = [(score[str(out / f"seed-{n}")], score[str(out / f"control-{n}")]) for n in (1, 2)]
     s = result["seeds"][0]["score"]
     assert s["mean"] == pytest.approx(statistics.fmean(a for a, _ in pairs))
     assert s["difference"] == pytest.approx(statistics.fmean(a - b for a, b in pairs))
@@ -72,7 +63,7 @@ def test_eval_of_a_seeds_folder_pairs_the_scores_it_measures(seeded):
 def test_a_rerun_skips_the_seeds_that_finished(tiny_teacher_dir, tmp_path, monkeypatch):
     import kdnlp.pipeline.runner
 
-    glue = write_sst2(tmp_path / "glue")
+    glue = write_sst2(tmp_path / "glue", dev_rows=8)
     real = kdnlp.pipeline.runner.run_recipe
     ran, dies = [], ["control-2"]  # the first try dies at its last run
 
@@ -84,7 +75,9 @@ def test_a_rerun_skips_the_seeds_that_finished(tiny_teacher_dir, tmp_path, monke
         return real(rec, task, out, **kwargs)
 
     monkeypatch.setattr(kdnlp.pipeline.runner, "run_recipe", counted)
-    args = dict(control=True, teacher=str(tiny_teacher_dir), data_dir=str(glue), overrides=TINY)
+    # the bookkeeping, not the training, is under test: one step a run, no checkpoints
+    args = dict(control=True, teacher=str(tiny_teacher_dir), data_dir=str(glue),
+                overrides=[*TINY, "training.max_steps=1", "training.save_strategy=no"])
     with pytest.raises(KeyboardInterrupt):
         run_seeds("hinton", "sst2", tmp_path / "out", [1, 2], **args)
     assert not (tmp_path / "out").exists() and (tmp_path / "out.partial" / "seed-2" / "metrics.json").is_file()
@@ -136,13 +129,13 @@ def test_cli_refuses_bad_seeds_and_control_alone(tmp_path):
                             "-o", tmp_path / "o"), "--stage")
 
 
-def test_report_of_a_seeds_folder_groups_its_runs_and_pairs_them(seeded, tmp_path):
+def test_report_of_a_seeds_folder_groups_its_runs_and_pairs_them(seeds_run, tmp_path):
     from kdnlp.tools.report import build_report
 
-    report = build_report([seeded["out"]], tmp_path / "report", data_dir=str(seeded["glue"]))
+    report = build_report([seeds_run["out"]], tmp_path / "report", data_dir=str(seeds_run["glue"]))
     rows = {r["label"]: r for r in report["rows"]}
-    assert set(rows) == {f"teacher ({seeded['teacher']})", "hinton (2 seeds)", "hinton-control (2 seeds)"}
-    measured = evaluate_models([str(seeded["out"])], "sst2", data_dir=str(seeded["glue"]))["seeds"][0]["score"]
+    assert set(rows) == {f"teacher ({seeds_run['teacher']})", "hinton (2 seeds)", "hinton-control (2 seeds)"}
+    measured = evaluate_models([str(seeds_run["out"])], "sst2", data_dir=str(seeds_run["glue"]))["seeds"][0]["score"]
     s = report["seeds"][0]["score"]
     assert s["difference"] == pytest.approx(measured["difference"]) and s["mean"] == pytest.approx(rows["hinton (2 seeds)"]["score"])
     assert "difference (mean ± SE)" in report["table"]

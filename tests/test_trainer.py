@@ -48,42 +48,12 @@ def make_trainer(tmp_path, tokenizer, terms, batch=4, accumulation=1, steps=2, t
     ), teacher
 
 
-def test_teacher_is_frozen_unsaved_and_untouched(tmp_path, tokenizer):
-    trainer, teacher = make_trainer(tmp_path, tokenizer, {"hinton": 0.5, "ce": 0.5})
-    before = {k: v.clone() for k, v in teacher.state_dict().items()}
-    trainer.train()
-    assert not trainer.teacher.training and not any(p.requires_grad for p in trainer.teacher.parameters())
-    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
-    optimised = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
-    assert not optimised & {id(p) for p in teacher.parameters()}
-    assert optimised == {id(p) for p in trainer.model.parameters() if p.requires_grad}
-    trainer.save_model(str(tmp_path / "saved"))
-    from safetensors.torch import load_file
-
-    saved = load_file(str(tmp_path / "saved" / "model.safetensors"))
-    assert set(saved) == set(trainer.model.state_dict()) and trainer.model.config.num_hidden_layers == 2
-
-
 def test_per_term_losses_are_logged(tmp_path, tokenizer):
     trainer, _ = make_trainer(tmp_path, tokenizer, {"hinton": 0.5, "ce": 0.5, "cosine": 1.0})
     trainer.train()
     logged = [h for h in trainer.state.log_history if "loss" in h]
     assert logged and all({"loss/hinton", "loss/ce", "loss/cosine"} <= set(h) for h in logged)
     assert all(h["loss/hinton"] > 0 and h["loss/cosine"] > 0 for h in logged)
-
-
-def test_gradient_accumulation_matches_one_large_batch(tmp_path, tokenizer):
-    """8 examples as 2x4 (accumulated) or 1x8 give the same update (SGD: sensitive to the loss scale). Without
-    dropout: 2x4 would draw other dropout masks than 1x8."""
-    params = []
-    for batch, accumulation in ((8, 1), (4, 2)):
-        trainer, _ = make_trainer(tmp_path / f"{batch}", tokenizer, {"hinton": 0.7, "ce": 0.3}, batch=batch,
-                                  accumulation=accumulation, steps=1, optim="sgd", attention_dropout=0.0)
-        trainer.train()
-        params.append(torch.cat([p.detach().flatten() for p in trainer.model.parameters()]))
-    start = torch.cat([p.detach().flatten() for p in make_trainer(tmp_path / "s", tokenizer, {"ce": 1.0})[0].model.parameters()])
-    assert not torch.allclose(params[0], start)  # the step did move the weights
-    torch.testing.assert_close(params[0], params[1], rtol=1e-4, atol=1e-6)
 
 
 def test_evaluation_returns_logits_only_and_hidden_states_only_when_needed(tmp_path, tokenizer):
