@@ -47,3 +47,21 @@ def test_each_kind_has_its_capabilities(task):
 def test_generated_inputs_frame_classification_only():
     assert get_problem("mrpc").segments == 2 and get_problem("sst2").segments == 1
     assert get_problem("stsb").segments is None  # a regression task: generated inputs cannot teach it
+
+
+def test_a_kind_is_found_by_its_registry_entry_alone(monkeypatch):
+    """get_problem asks every registered kind in turn; a new kind needs no change to it, and an option is refused
+    by a kind that does not take it, naming the kinds that do."""
+    from kdnlp.core.errors import KdnlpError
+    from kdnlp.tasks.base import KINDS, Kind
+    from kdnlp.tasks.glue.problem import GlueProblem
+    from kdnlp.tasks.glue.data import get_task
+
+    assert KINDS.names() == ["glue", "multitask", "seq2seq"]
+    monkeypatch.setitem(KINDS._items, "echo", Kind(lambda task: GlueProblem(get_task("rte")) if task == "echo" else None,
+                                                   "echo"))
+    assert get_problem("echo").name == "rte"
+    with pytest.raises(KdnlpError, match="unknown task 'nope'; valid: .*echo, .*translation"):
+        get_problem("nope")
+    with pytest.raises(KdnlpError, match=r"--num-beams is for seq2seq tasks \(translation, summarization\), not echo"):
+        get_problem("echo", num_beams=2)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 
 from kdnlp.core.names import unprefixed
+from kdnlp.core.registry import Registry
 
 if TYPE_CHECKING:
     import datasets
@@ -52,6 +53,21 @@ class Card:
     config: str | None
     split: str
     metrics: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of task as kdnlp.tasks.kinds.get_problem finds it: `make(task, **options)` is the problem of a task key
+    of this kind, or None for a key of another kind; `keys` lists the valid keys in errors; `options`: the options
+    beside the key that this kind takes (keywords of `make`)."""
+
+    make: Callable[..., "Problem | None"]
+    keys: str
+    options: tuple[str, ...] = ()
+
+
+#: The kinds of task by name; each kind's problem module registers its own, and kdnlp.tasks.kinds imports them all.
+KINDS: Registry[Kind] = Registry("kind of task")
 
 
 class Problem(ABC):

@@ -6,7 +6,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from kdnlp.modeling.models import check_classifier, load_classifier
-from kdnlp.tasks.base import Card, Problem
+from kdnlp.core.errors import KdnlpError
+from kdnlp.tasks.base import KINDS, Card, Kind, Problem
 from kdnlp.tasks.glue import data as glue
 from kdnlp.tasks.glue import metrics
 from kdnlp.tasks.glue.metrics import task_score
@@ -121,3 +122,13 @@ def measure_speed(model, tokenizer, texts: list, max_length: int = 128, repeats:
 
     with torch.inference_mode():
         return timed(run, *speed_batches(texts), repeats=repeats)
+
+
+def _problem(task: str) -> GlueProblem | None:
+    try:
+        return GlueProblem(glue.get_task(task))
+    except KdnlpError:
+        return None
+
+
+KINDS.register("glue")(Kind(_problem, ", ".join(glue.TASKS)))

@@ -21,7 +21,7 @@ from kdnlp.core.errors import KdnlpError
 from kdnlp.losses import CompositeLoss
 from kdnlp.modeling.models import check_classifier, load_classifier, load_tokenizer, resolve
 from kdnlp.modeling.students import build_student
-from kdnlp.tasks.base import Card, Problem, Published
+from kdnlp.tasks.base import KINDS, Card, Kind, Problem, Published
 from kdnlp.tasks.glue import data as glue
 from kdnlp.tasks.glue import metrics
 from kdnlp.tasks.glue.metrics import task_score
@@ -324,3 +324,12 @@ def _members(teacher, tasks: int) -> list[int]:
     """Teachers per task of the loaded `teacher`: an ensemble's members; one for a single model (a `teacher:
     previous` stage's), which gives one row of logits."""
     return [len(m) for m in teacher.members] if isinstance(teacher, Ensemble) else [1] * tasks
+
+
+def _problem(task: str) -> MultiTaskProblem | None:
+    if not task.startswith(PREFIX):
+        return None
+    return MultiTaskProblem([t for t in task.removeprefix(PREFIX).split(",") if t])
+
+
+KINDS.register("multitask")(Kind(_problem, f"{PREFIX}TASK,TASK..."))

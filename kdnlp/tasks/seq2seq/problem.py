@@ -13,7 +13,7 @@ from typing import Any
 from kdnlp.core.errors import KdnlpError, say
 from kdnlp.core.names import unprefixed
 from kdnlp.modeling.models import load_config, load_pretrained, resolve
-from kdnlp.tasks.base import Card, Problem
+from kdnlp.tasks.base import KINDS, Card, Kind, Problem
 from kdnlp.tasks.seq2seq import metrics as seq2seq
 from kdnlp.tasks.seq2seq.data import load_pairs
 from kdnlp.tasks.seq2seq.generation import (GenerationSettings, check_teacher, generate, generation_config,
@@ -177,3 +177,10 @@ def _weightless(name: str) -> bool:
     """A local model folder with a config but no weights (kdnlp new-model writes those)."""
     folder = Path(resolve(name))
     return folder.is_dir() and not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin"))
+
+
+def _problem(task: str, **options) -> Seq2SeqProblem | None:
+    return Seq2SeqProblem(task, **options) if task in METRICS else None
+
+
+KINDS.register("seq2seq")(Kind(_problem, ", ".join(METRICS), ("source", "target", "num_beams", "max_new_tokens")))
