@@ -12,10 +12,11 @@ MODULE = Path(__file__).parent / "metric" / "glue.py"
 
 
 @functools.cache
-def load(task_name: str):
+def load(names: str):
+    """The metric module reporting the comma-separated metrics `names`."""
     import evaluate
 
-    return evaluate.load(str(MODULE), config_name=task_name)
+    return evaluate.load(str(MODULE), config_name=names)
 
 
 def compute(task: GlueTask, predictions, references) -> dict[str, float]:
@@ -25,7 +26,7 @@ def compute(task: GlueTask, predictions, references) -> dict[str, float]:
         predictions = predictions.reshape(-1)
     elif predictions.ndim == 2:
         predictions = predictions.argmax(-1)
-    return load(task.name).compute(predictions=predictions, references=np.asarray(references))
+    return load(",".join(task.metrics)).compute(predictions=predictions, references=np.asarray(references))
 
 
 def task_score(task: GlueTask, metrics: dict[str, float]) -> float:
