@@ -60,6 +60,23 @@ def test_flags_a_seed_at_majority_a_large_gap_and_a_control_at_majority():
     assert flags({1: 0.74, 2: 0.76}, {1: 0.81, 2: 0.81}, 0.5, 5.0, 100) == ["far below control (-6.00 < -5)"]
     assert flags({1: 0.74, 2: 0.76}, {1: 0.81, 2: 0.81}, 0.5, 7.0, 100) == []
     assert flags({1: 0.60}, {1: 0.49}, 0.5, 5.0, 100) == ["control at or below majority (seed 1)"]
+    assert flags({1: 0.80}, None, 0.5, 5.0, 100, teacher=0.5) == ["teacher at or below majority (50.00)"]
+    assert flags({1: 0.80}, None, 0.5, 5.0, 100, teacher=0.51) == []
+
+
+def test_a_teacher_at_its_majority_class_is_flagged_from_its_own_metrics(glue, tmp_path):
+    """CoLA's teachers once predicted one class (MCC 0): every student compared with them was meaningless."""
+    flat, able = tmp_path / "flat-teacher", tmp_path / "teacher"
+    for folder, accuracy in ((flat, 4 / 6), (able, 0.9)):
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps({"metrics": {"accuracy": accuracy}}))
+    rows = check_folders([seeds_folder(tmp_path / "a", "sst2", {1: {"accuracy": 0.9}}, data_dir=str(glue),
+                                       teacher=str(flat)),
+                          seeds_folder(tmp_path / "b", "sst2", {1: {"accuracy": 0.9}}, data_dir=str(glue),
+                                       teacher=str(able)),
+                          seeds_folder(tmp_path / "c", "sst2", {1: {"accuracy": 0.9}}, data_dir=str(glue),
+                                       teacher="some/hub-model")])
+    assert [r["flags"] for r in rows] == [["teacher at or below majority (66.67)"], [], []]
 
 
 def test_check_folders_reads_each_member_and_the_dev_rows_it_was_scored_on(glue, tmp_path):

@@ -1,5 +1,6 @@
 """Sanity check of distilled students: flags a student at or below the majority-class score of its dev set, or far
-below its no-teacher twin (the control of `distill --seeds --control`).
+below its no-teacher twin (the control of `distill --seeds --control`), and a teacher at or below the majority class
+(its own metrics.json: a teacher that learned nothing makes every comparison meaningless).
 
 It reads seeds folders (kdnlp.pipeline.seeds): each member's `metrics.json`, and the dev labels of the rows they were scored
 on (the folder's `settings.json` names the data folder and `max_eval_samples`). The majority-class score is the
@@ -25,11 +26,13 @@ THRESHOLD = 5.0
 
 
 def flags(scores: dict[int, float], controls: dict[int, float] | None, majority: float, threshold: float,
-          scale: float) -> list[str]:
-    """What is wrong with one seeds folder's student: a seed at or below `majority`, a mean more than `threshold`
-    points (scores times `scale`) below the control's mean, a control at or below `majority` (the comparison then
-    says nothing). Scores map seed -> task score."""
+          scale: float, teacher: float | None = None) -> list[str]:
+    """What is wrong with one seeds folder's student: its `teacher`'s score (None: not known) at or below `majority`,
+    a seed at or below it, a mean more than `threshold` points (scores times `scale`) below the control's mean, a
+    control at or below `majority` (the comparison then says nothing). Scores map seed -> task score."""
     out = []
+    if teacher is not None and teacher <= majority + 1e-9:  # scores computed two ways may differ in the last bit
+        out.append(f"teacher at or below majority ({scale * teacher:.2f})")
     low = sorted(s for s, v in scores.items() if v <= majority)
     if low:
         out.append(f"at or below majority (seed {','.join(map(str, low))})")
@@ -51,6 +54,14 @@ def _scores(members: dict[int, str], problem) -> dict[int, float]:
             raise KdnlpError(f"'{path}' has no metrics.json: the run did not finish")
         out[seed] = problem.task_score(read_json(file, "metrics")["metrics"])
     return out
+
+
+def _teacher_score(teacher: str | None, problem) -> float | None:
+    """The task score in the teacher folder's own metrics.json (kdnlp finetune writes it), None without one."""
+    file = Path(teacher) / "metrics.json" if teacher else None
+    if file is None or not file.is_file():
+        return None
+    return problem.task_score(read_json(file, "metrics")["metrics"])
 
 
 def check_folders(folders: list[str], threshold: float | None = None, data_dir: str | None = None) -> list[dict[str, Any]]:
@@ -82,7 +93,8 @@ def check_folders(folders: list[str], threshold: float | None = None, data_dir: 
         rows.append({"folder": str(folder), "task": problem.name, "recipe": member["recipe"],
                      "seeds": sorted(scores), "scale": problem.display_scale, "score": mean, "control": c_mean,
                      "difference": None if c_mean is None else mean - c_mean, "majority": majorities[where],
-                     "flags": flags(scores, controls, majorities[where], threshold, problem.display_scale)})
+                     "flags": flags(scores, controls, majorities[where], threshold, problem.display_scale,
+                                    _teacher_score(options.get("teacher"), problem))})
     return rows
 
 
