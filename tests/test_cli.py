@@ -282,3 +282,17 @@ def test_new_model_trains_a_tokenizer_on_the_train_pairs_and_writes_a_folder(tmp
     assert AutoConfig.from_pretrained(out).model_type == "bart"  # left alone
     assert_user_error(kdnlp(*base[:-2], "-o", tmp_path / "other", "--target", "fr"), "no parallel file 'train.fr'")
     assert not (tmp_path / "other").exists()
+
+
+def test_a_term_that_dominates_the_gradient_is_named(folders, tmp_path):
+    """The guardrail: each term's share of the gradient on a stage's first batch is said, and a term with more than
+    100x the gradient of every other is named in a warning (the papers' weights once let one term decide alone)."""
+    args = ["distill", "--recipe", "hinton", "--teacher", folders["teacher"], "--task", "sst2", "--data-dir",
+            folders["glue"], "--set", "training.max_steps=1", "--set", "training.save_strategy=no"]
+    # the tiny student starts close to its teacher's outputs, so at the recipe's weights ce gives most of the gradient
+    plain = kdnlp(*args, "--output-dir", tmp_path / "plain")
+    assert plain.returncode == 0, plain.stderr
+    assert "gradient share on the first batch: hinton" in plain.stderr
+    lopsided = kdnlp(*args, "--set", "losses.hinton.weight=1e9", "--output-dir", tmp_path / "lopsided")
+    assert lopsided.returncode == 0, lopsided.stderr
+    assert "warning: the term 'hinton' gives" in lopsided.stderr

@@ -254,3 +254,18 @@ def test_tinybert_prediction_is_kl_without_t_squared():
     entropy = -(t.logits.softmax(-1) * t.logits.log_softmax(-1)).sum(-1).mean()
     one = cls(cls.Config(), LossContext(3, CFG, CFG))(s, t, BATCH)
     assert one.item() == pytest.approx((soft_ce - entropy).item(), rel=1e-5)
+
+
+def test_gradient_norms_and_the_dominant_term():
+    """Each term's gradient norm on the parameters, and the guardrail's rule: a term dominates when its gradient is
+    more than 100x every other's."""
+    from kdnlp.losses.composite import dominant, gradient_norms
+
+    w = torch.tensor([3.0, 4.0], requires_grad=True)
+    terms = {"big": 1000 * (w ** 2).sum() / 2, "small": (w * torch.tensor([1.0, 0.0])).sum(), "none": torch.tensor(1.0)}
+    norms = gradient_norms(terms, [w])
+    assert norms["big"] == pytest.approx(5000.0) and norms["small"] == pytest.approx(1.0) and norms["none"] == 0.0
+    assert dominant(norms) == ("big", pytest.approx(5000.0))
+    assert dominant({"a": 50.0, "b": 1.0}) is None and dominant({"a": 5.0, "b": 0.0}) is None
+    (terms["big"] + terms["small"]).backward()  # the graph was kept for the step's own backward pass
+    assert w.grad is not None

@@ -6,6 +6,7 @@ logits and hidden states are cast up first, so large values give no overflow, Na
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -78,8 +79,11 @@ class WeightedSum(nn.Module):
 
     def total(self, values: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The weighted sum of the terms' `values`, and the values detached (to log)."""
-        total = sum(self.weights[name] * self.scaled(name, value) for name, value in values.items())
-        return total, {name: v.detach() for name, v in values.items()}
+        return sum(self.contributions(values).values()), {name: v.detach() for name, v in values.items()}
+
+    def contributions(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What each term adds to the total: its value, scaled, times its weight."""
+        return {name: self.weights[name] * self.scaled(name, value) for name, value in values.items()}
 
     def scaled(self, name: str, value: torch.Tensor) -> torch.Tensor:
         """What the term `name` adds to the total before its weight: its value."""
@@ -112,11 +116,37 @@ class CompositeLoss(StudentTerms, WeightedSum):
     """A stage's loss: its terms (DistillationLoss) on the student's and teacher's outputs for a batch."""
 
     def forward(self, student_out: Any, teacher_out: Any, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.total(self.values(student_out, teacher_out, batch))
+
+    def values(self, student_out: Any, teacher_out: Any, batch: dict) -> dict[str, torch.Tensor]:
+        """Each term's value on the batch, in float32."""
         student_out, teacher_out = fp32(student_out), fp32(teacher_out)
         device = next(v for v in batch.values() if torch.is_tensor(v)).device
         with torch.autocast(device.type, enabled=False):
-            values = {name: term(student_out, teacher_out, batch) for name, term in self.terms.items()}
-        return self.total(values)
+            return {name: term(student_out, teacher_out, batch) for name, term in self.terms.items()}
+
+
+#: A term whose gradient is this many times every other term's dominates the loss (kdnlp warns).
+DOMINANCE = 100.0
+
+
+def gradient_norms(contributions: dict[str, torch.Tensor], params: list[torch.Tensor]) -> dict[str, float]:
+    """The norm of the gradient each term's contribution gives the parameters `params` (0 for a term that does not
+    reach them); the graph is kept for the step's own backward pass."""
+    out = {}
+    for name, value in contributions.items():
+        grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True) if value.requires_grad else []
+        out[name] = math.sqrt(sum(float((g.float() ** 2).sum()) for g in grads if g is not None))
+    return out
+
+
+def dominant(norms: dict[str, float], factor: float = DOMINANCE) -> tuple[str, float] | None:
+    """The term whose gradient norm is more than `factor` times that of every other term that has one, and by how
+    much (None when no term dominates, or fewer than two terms reach the parameters)."""
+    ranked = sorted(((v, k) for k, v in norms.items() if v > 0), reverse=True)
+    if len(ranked) < 2 or ranked[0][0] <= factor * ranked[1][0]:
+        return None
+    return ranked[0][1], ranked[0][0] / ranked[1][0]
 
 
 def fp32(out: Any) -> Any:

@@ -27,8 +27,9 @@ from transformers.utils import ModelOutput
 
 from kdnlp.training import cache
 from kdnlp.modeling.capture import capture
-from kdnlp.core.errors import KdnlpError
+from kdnlp.core.errors import KdnlpError, say
 from kdnlp.losses import CompositeLoss
+from kdnlp.losses.composite import dominant, gradient_norms
 from kdnlp.core.names import TEACHER_PREFIX
 
 #: File in each checkpoint holding the loss terms' parameters (projections), so a resumed stage gets them back.
@@ -75,6 +76,7 @@ class DistillationTrainer(Trainer):
         # The Trainer counts the items of all accumulated micro-batches only for models that take loss kwargs.
         self.model_accepts_loss_kwargs = True
         self.distill_loss = loss.to(self.args.device)
+        self._shares_due = True
         if self.args.world_size > 1:  # every process starts from rank 0's projections
             for p in self.distill_loss.parameters():
                 torch.distributed.broadcast(p.data, src=0)
@@ -176,13 +178,39 @@ class DistillationTrainer(Trainer):
         return Outputs(logits=out.logits, hidden_states=out.get("hidden_states"),
                        qkv=None if qkv is None else tuple(map(tuple, qkv)))
 
+    def _reports_shares(self) -> bool:
+        """Whether the stage's first batch reports the terms' gradient shares: a weighted sum of two terms or more, in
+        one process (autograd.grad is kept away from DDP's gradient hooks)."""
+        loss = self.distill_loss
+        return isinstance(loss, CompositeLoss) and len(loss.terms) > 1 and self.args.world_size == 1
+
+    def _report_gradient_shares(self, model, values: dict[str, torch.Tensor]) -> None:
+        """Says each term's share of the gradient on the student's weights on the stage's first batch, and warns when
+        one term gives more than DOMINANCE times any other's: the papers' rkd/sp/crd weights once sent every student
+        to the majority class that way."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        norms = gradient_norms(self.distill_loss.contributions(values), params)
+        total = sum(norms.values()) or 1.0
+        say("gradient share on the first batch: " + ", ".join(f"{n} {100 * v / total:.1f}%" for n, v in norms.items()))
+        if found := dominant(norms):
+            say(f"warning: the term '{found[0]}' gives {found[1]:.0f}x the gradient of every other term on the first "
+                "batch, so the others barely move the student: a weight out of scale does this (change the weights), "
+                "and so does a student that starts at its teacher's outputs (its teacher terms grow as it moves)")
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self._student_inputs is None:
             self._student_inputs = cache.forward_inputs(model) - {"labels"}  # labels: the model would add its own loss
         if model.training:
             self.distill_loss.progress = self.state.global_step / max(self.state.max_steps, 1)
         student_out = self._forward(model, {k: v for k, v in inputs.items() if k in self._student_inputs})
-        loss, terms = self.distill_loss(student_out, self.teacher_outputs(inputs), inputs)
+        teacher_out = self.teacher_outputs(inputs)
+        if model.training and self._shares_due and self._reports_shares():
+            self._shares_due = False  # the terms run once, as on every other step (some draw samples or keep a bank)
+            values = self.distill_loss.values(student_out, teacher_out, inputs)
+            self._report_gradient_shares(model, values)
+            loss, terms = self.distill_loss.total(values)
+        else:
+            loss, terms = self.distill_loss(student_out, teacher_out, inputs)
         if model.training:
             for name, value in terms.items():
                 self._term_sums[name] += value
