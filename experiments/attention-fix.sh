@@ -10,6 +10,9 @@
 #    terms: tinybert, tinybert-narrow, minilm, minilm-narrow.
 # Each part ends with kdnlp check / kdnlp report as its script does; a rerun skips the seeds that finished.
 # KDNLP (environment) names the kdnlp to run (default .venv/bin/kdnlp).
+# Run so far (docs/results.md, "After the attention fix"): part 1 on 2026-12-07; part 2 and part 3 for the two minilm
+# recipes (RECIPES="minilm minilm-narrow": tinybert and tinybert-narrow are measured over seeds in parts 1 and 2) on
+# 2026-12-08, 22 + 74 + 20 min on 2 cores shared with test runs.
 # Usage: experiments/attention-fix.sh [DATA_DIR] [OUT] [SEEDS]
 set -euo pipefail
 DATA=${1:-../shared/data}
