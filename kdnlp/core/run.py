@@ -18,6 +18,12 @@ from kdnlp.core.errors import KdnlpError
 
 #: What a run was started with; a rerun with the same settings continues it.
 SETTINGS = "settings.json"
+#: The file that makes a folder a seeds folder (`distill --seeds`, kdnlp.pipeline.seeds): its mean ± sd and comparison.
+SUMMARY = "summary.json"
+
+
+def is_seeds_folder(path: str | os.PathLike) -> bool:
+    return (Path(path) / SUMMARY).is_file()
 
 
 def check_output_dir(path: Path, overwrite: bool) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import shutil
 import statistics
 from pathlib import Path
@@ -26,13 +25,12 @@ from typing import Any
 
 from kdnlp.core.config import MAX_SEED, parse_seed
 from kdnlp.core.errors import KdnlpError, say
-from kdnlp.core.run import SETTINGS, RunFolder, read_json, write_json
+from kdnlp.core.run import SETTINGS, SUMMARY, RunFolder, is_seeds_folder, read_json, write_json
 from kdnlp.pipeline import recipe as recipes
 from kdnlp.pipeline import runner
 from kdnlp.pipeline.sources import SOURCES
 from kdnlp.tasks.kinds import TASK_OPTIONS, get_problem
 
-SUMMARY = "summary.json"
 #: What to do about a seeds folder that cannot be read.
 AGAIN = "pass --overwrite to run the seeds again"
 #: The recipe whose loss the control trains with.
@@ -200,10 +198,6 @@ def _run_each(runs: dict[str, recipes.Recipe], seeds: list[int], problem, work: 
             metrics[name] = read_json(out / "metrics.json", "metrics", remedy=AGAIN)["metrics"]
             scores[kind][seed] = problem.task_score(metrics[name])
     return scores, metrics
-
-
-def is_seeds_folder(path: str | os.PathLike) -> bool:
-    return (Path(path) / SUMMARY).is_file()
 
 
 def expand(names: list[str]) -> tuple[list[str], list[dict[str, Any]]]:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from kdnlp.core.errors import KdnlpError
-from kdnlp.core.run import SETTINGS, read_json
-from kdnlp.pipeline.seeds import SUMMARY, expand, is_seeds_folder
+from kdnlp.core.run import SETTINGS, SUMMARY, is_seeds_folder, read_json
+from kdnlp.pipeline.seeds import expand
 from kdnlp.tasks.capabilities import MajorityClass
 from kdnlp.tasks.kinds import get_problem
 

@@ -17,10 +17,9 @@ from typing import Any, Callable
 import yaml
 
 from kdnlp.core.errors import KdnlpError, say
-from kdnlp.core.run import read_json
+from kdnlp.core.run import SUMMARY, read_json
 from kdnlp.losses import LOSSES
 from kdnlp.modeling.models import ALIASES, resolve
-from kdnlp.pipeline.seeds import SUMMARY
 from kdnlp.tasks.base import Card, Published
 from kdnlp.tasks.capabilities import Parts
 from kdnlp.tasks.kinds import get_problem

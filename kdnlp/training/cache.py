@@ -50,7 +50,8 @@ def model_inputs(teacher: torch.nn.Module, ds: "datasets.Dataset") -> list[str]:
     """The columns the teacher reads: its own tokenisation if `ds` has one, else the columns its forward takes
     (labels and cached logits are never fed to it)."""
     own = [c for c in ds.column_names if c.startswith(TEACHER_PREFIX)]
-    return own or [c for c in ds.column_names if c in forward_inputs(teacher) - {"labels", COLUMN}]
+    takes = forward_inputs(teacher) - {"labels", COLUMN}
+    return own or [c for c in ds.column_names if c in takes]
 
 
 def key(teacher: torch.nn.Module, ds: "datasets.Dataset") -> str:
@@ -81,7 +82,8 @@ def compute(teacher: torch.nn.Module, ds: "datasets.Dataset", collator, batch_si
     from tqdm.auto import tqdm
 
     cols = [c for c in ds.column_names if c not in ("labels", COLUMN)]
-    inputs = inputs or (lambda batch: {c: batch[c] for c in model_inputs(teacher, ds)})
+    names = model_inputs(teacher, ds)
+    inputs = inputs or (lambda batch: {c: batch[c] for c in names})
     device = next(teacher.parameters()).device
     out: np.ndarray | None = None
     for rows in tqdm(batches(ds, batch_size), desc="teacher logits", unit="batch"):
